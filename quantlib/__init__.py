@@ -1,0 +1,40 @@
+"""quantlib: the quantization math behind Quantization Explorer, usable on its own in a notebook.
+
+    >>> import torch
+    >>> from quantlib import QuantSpec, fake_quant, metrics
+    >>> w = torch.randn(64, 64, generator=torch.Generator().manual_seed(0))
+    >>> w_hat = fake_quant(w, QuantSpec(bits=4, granularity="channel"))
+    >>> 15 < metrics.sqnr_db(w, w_hat) < 25
+    True
+
+Conventions (see :mod:`quantlib.quantize`): ``q = clamp(round(x / s) + z, qmin, qmax)``, ``x̂ = (q - z) · s``.
+No Streamlit, no plotting: tensors and modules in, tensors, dataclasses and DataFrames out.
+"""
+
+from . import metrics
+from .analysis import QuantReport, histogram, summarize
+from .curves import calibrated_clip_ratio, clip_sweep, error_curve
+from .grid import clip_range, grid
+from .kernels import NF4_CODEBOOK
+from .quantize import choose_qparams, dequantize, fake_quant, quantize
+from .spec import QParams, QTensor, QuantSpec
+
+__all__ = [
+    "NF4_CODEBOOK",
+    "QParams",
+    "QTensor",
+    "QuantReport",
+    "QuantSpec",
+    "calibrated_clip_ratio",
+    "choose_qparams",
+    "clip_range",
+    "clip_sweep",
+    "dequantize",
+    "error_curve",
+    "fake_quant",
+    "grid",
+    "histogram",
+    "metrics",
+    "quantize",
+    "summarize",
+]
