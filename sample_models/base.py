@@ -1,0 +1,152 @@
+"""The `SampleModel` record and the model-calling convention shared by every sample model.
+
+Inputs convention (``quantlib`` relies on it): a model's inputs are either one Tensor or a tuple of Tensors.
+A model is called as ``model(inputs)`` for a Tensor and ``model(*inputs)`` for a tuple, and returns one Tensor.
+`call` is the single place that implements this, so every caller agrees on it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal, TypeAlias
+
+import torch
+from torch import nn
+
+Inputs: TypeAlias = torch.Tensor | tuple[torch.Tensor, ...]
+"""One Tensor, or a tuple of Tensors passed positionally."""
+
+Task: TypeAlias = Literal["regression", "classification", "embedding", "recommendation"]
+TASKS: tuple[str, ...] = ("regression", "classification", "embedding", "recommendation")
+
+LossFn: TypeAlias = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+MetricsFn: TypeAlias = Callable[[nn.Module], Mapping[str, float | torch.Tensor]]
+
+
+def call(model: nn.Module | Callable[..., torch.Tensor], inputs: Inputs) -> torch.Tensor:
+    """Call ``model`` on ``inputs`` following the inputs convention and return its output Tensor.
+
+    A Tensor is passed as the single argument, a tuple is unpacked into positional arguments. Anything else
+    (a list, a dict, a numpy array) is rejected rather than guessed at, because guessing silently changes the
+    meaning of a batch (a list of two tensors could be one argument or two).
+    """
+    if isinstance(inputs, torch.Tensor):
+        out = model(inputs)
+    elif isinstance(inputs, tuple) and all(isinstance(t, torch.Tensor) for t in inputs):
+        out = model(*inputs)
+    else:
+        raise TypeError(
+            f"model inputs must be a torch.Tensor or a tuple of torch.Tensors, got {type(inputs).__name__}"
+        )
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"a sample model must return a single torch.Tensor, got {type(out).__name__}")
+    return out
+
+
+def num_examples(inputs: Inputs) -> int:
+    """Batch size of ``inputs`` (the first dimension of the first tensor)."""
+    first = inputs if isinstance(inputs, torch.Tensor) else inputs[0]
+    return int(first.shape[0])
+
+
+def build_module(factory: Callable[[], nn.Module], state_dict: Mapping[str, torch.Tensor]) -> nn.Module:
+    """Instantiate ``factory()`` directly with the given weights and return it in eval mode.
+
+    The module is built on the meta device and the weights are *assigned*, so no throw-away random init runs:
+    that is faster, and - more importantly - it does not consume the global torch RNG, which would silently
+    change the results of whoever seeded it (a notebook, a test) just because a sample model was loaded.
+    """
+    with torch.device("meta"):
+        module = factory()
+    module.load_state_dict(dict(state_dict), strict=True, assign=True)
+    return module.eval()
+
+
+@dataclass(frozen=True, eq=False)
+class SampleModel:
+    """A ready model with its data, task metric and calibration set.
+
+    Instances come from `sample_models.load` and are cached: the same object (and the same ``model``) is handed
+    to every caller and every thread. Nothing in ``sample_models`` mutates it after load, and callers must not
+    either - quantize a ``copy.deepcopy(sm.model)`` or work on detached tensors. The dataclass is frozen so an
+    attribute cannot be reassigned by accident; tensors are not copy-protected, so do not modify them in place.
+
+    Attributes:
+        name: registry key, e.g. ``"digits-mlp"``.
+        title: short human title for menus.
+        description: a paragraph for the app: what the model is, its data, what to look out for.
+        task: one of ``"regression"``, ``"classification"``, ``"embedding"``, ``"recommendation"``.
+        model: the float ``nn.Module`` in eval mode.
+        calibration_inputs: a small batch (tens to a few hundred examples) for activation calibration.
+        eval_inputs: the evaluation inputs; also the inputs the drift plots run both models on.
+        eval_targets: targets for ``eval_inputs`` (labels, reference outputs), or ``None``.
+        metric_name: the key of the primary metric in `evaluate`'s result.
+        higher_is_better: whether a larger primary metric is better.
+        train_inputs / train_targets: training split for quantization-aware training, or ``None``.
+        loss_fn: ``loss_fn(outputs, targets) -> scalar`` for training on the train split, or ``None``.
+    """
+
+    name: str
+    title: str
+    description: str
+    task: Task
+    model: nn.Module = field(repr=False)
+    calibration_inputs: Inputs = field(repr=False)
+    eval_inputs: Inputs = field(repr=False)
+    eval_targets: torch.Tensor | None = field(repr=False)
+    metric_name: str
+    higher_is_better: bool
+    metrics_fn: MetricsFn = field(repr=False)
+    train_inputs: Inputs | None = field(default=None, repr=False)
+    train_targets: torch.Tensor | None = field(default=None, repr=False)
+    loss_fn: LossFn | None = field(default=None, repr=False)
+    _float_metrics: dict[str, float] = field(init=False, repr=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
+        if self.model.training:
+            raise ValueError(f"sample model {self.name!r} must be built in eval mode")
+        if (self.train_inputs is None) != (self.train_targets is None):
+            raise ValueError("train_inputs and train_targets must both be set or both be None")
+        metrics = self.evaluate(self.model)
+        if self.metric_name not in metrics:
+            raise ValueError(
+                f"metrics_fn of {self.name!r} does not return the primary metric {self.metric_name!r}"
+            )
+        # Frozen dataclass: the cache is written once here, through object.__setattr__.
+        object.__setattr__(self, "_float_metrics", metrics)
+
+    @property
+    def float_metrics(self) -> dict[str, float]:
+        """`evaluate` of the float model, computed once at load. A fresh dict each time, so callers can't corrupt it."""
+        return dict(self._float_metrics)
+
+    def run(self, model: nn.Module, inputs: Inputs | None = None) -> torch.Tensor:
+        """Forward pass without autograd; ``inputs`` defaults to ``eval_inputs``.
+
+        Returns the output tensor the drift plots compare (logits, predictions, embeddings, scores).
+        """
+        with torch.no_grad():
+            return call(model, self.eval_inputs if inputs is None else inputs)
+
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        """Task metrics of ``model`` on the evaluation set, as plain Python floats.
+
+        The model is used as given: its train/eval mode is not touched (that would be a mutation of a possibly
+        shared object), but evaluating a model in training mode is almost always a mistake (dropout is active
+        in MiniLM), so it warns.
+        """
+        if model.training:
+            warnings.warn(
+                f"evaluating {self.name!r} with a model in training mode; call model.eval() first",
+                stacklevel=2,
+            )
+        with torch.no_grad():
+            raw = self.metrics_fn(model)
+        return {key: float(value) for key, value in raw.items()}
+
+    def __repr__(self) -> str:
+        return f"SampleModel(name={self.name!r}, task={self.task!r}, metric={self.metric_name!r})"
