@@ -303,7 +303,11 @@ def quantize_model(
         qp_in, qp_out = rec_in.qparams(aspec), rec_out.qparams(aspec) if quantize_outputs else None
         in_q = ActivationQuantizer(aspec, qp_in) if qp_in is not None else None
         out_q = ActivationQuantizer(aspec, qp_out) if qp_out is not None else None
-        _set_submodule(new, name, QuantizedLayer(new.get_submodule(name), in_q, out_q))
+        wrapped = QuantizedLayer(new.get_submodule(name), in_q, out_q)
+        if name == "":
+            new = wrapped  # the model is itself the layer (say a bare nn.Linear)
+        else:
+            _set_submodule(new, name, wrapped)
     return new.eval()
 
 

@@ -23,13 +23,25 @@ def _data() -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
     bias = 0.1 * torch.randn(1, generator=gen)
     calibration = torch.randn(N_CALIBRATION, IN_FEATURES, generator=gen)
     eval_inputs = torch.randn(N_EVAL, IN_FEATURES, generator=gen)
-    return {"weight": weight, "bias": bias}, calibration, eval_inputs
+    return {"linear.weight": weight, "linear.bias": bias}, calibration, eval_inputs
+
+
+class TinyLinear(nn.Module):
+    """``y = w·x + b`` with 10 inputs and 1 output, shaped like the primer's ``Model`` (one named layer, so the
+    layer has a name to pick and a place to wrap when activations are quantized)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(IN_FEATURES, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x)
 
 
 def build() -> SampleModel:
     """Build the ``tiny-linear`` sample model (no files involved; takes milliseconds)."""
     state_dict, calibration, eval_inputs = _data()
-    model = build_module(lambda: nn.Linear(IN_FEATURES, 1), state_dict)
+    model = build_module(TinyLinear, state_dict)
     with torch.no_grad():
         reference = model(eval_inputs)
     # The metric keeps a private copy: eval_targets is handed out, and an in-place edit must not move the goalposts.

@@ -279,3 +279,14 @@ def test_two_threads_quantizing_one_shared_model_get_independent_results():
     assert all(h == expected[0] for h in results[0])
     assert all(h == expected[1] for h in results[1])
     assert state_hash(net) == before
+
+
+def test_a_bare_layer_as_the_whole_model_can_be_activation_quantized():
+    torch.manual_seed(6)
+    net = nn.Linear(10, 1).eval()
+    x = torch.randn(32, 10)
+    assert [i.name for i in list_layers(net)] == [""]
+    q = quantize_model(net, weight_spec=QuantSpec(bits=8), act_spec=QuantSpec(bits=8), calibration_inputs=x)
+    assert isinstance(q, QuantizedLayer) and q.layer is not net
+    with torch.no_grad():
+        assert output_drift(net(x), q(x)).sqnr_db > 25

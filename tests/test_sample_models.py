@@ -120,8 +120,8 @@ def test_sample_model_is_frozen() -> None:
 
 def test_tiny_linear_is_its_own_reference() -> None:
     sm = sample_models.load("tiny-linear")
-    assert isinstance(sm.model, nn.Linear)
-    assert (sm.model.in_features, sm.model.out_features) == (10, 1)
+    assert isinstance(sm.model.linear, nn.Linear)
+    assert (sm.model.linear.in_features, sm.model.linear.out_features) == (10, 1)
     assert sm.float_metrics == {"mse": 0.0, "max_abs_error": 0.0}
     assert sm.metric_name == "mse" and sm.higher_is_better is False
 

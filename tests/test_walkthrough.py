@@ -203,7 +203,7 @@ def test_rule_of_thumb_rejects_nonsense():
 @pytest.fixture(scope="module")
 def tiny():
     sm = sample_models.load("tiny-linear")
-    return sm.model.weight.detach(), sm.model.bias.detach(), sm.eval_inputs
+    return sm.model.linear.weight.detach(), sm.model.linear.bias.detach(), sm.eval_inputs
 
 
 @pytest.mark.parametrize("scheme", ["asymmetric", "symmetric"])
