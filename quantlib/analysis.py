@@ -13,11 +13,12 @@ import numpy as np
 import torch
 
 from . import metrics
+from .calibration import minmax_range
 from .grid import clip_range
-from .kernels import fake_quant_with, int_in_range_mask
+from .kernels import fake_quant_with, in_range_mask
 from .layout import BlockLayout
 from .quantize import as_float32, choose_qparams, quantize
-from .spec import QParams, QuantSpec, fp8_max
+from .spec import QParams, QuantSpec
 
 
 @dataclass(frozen=True)
@@ -26,8 +27,9 @@ class QuantReport:
 
     ``levels_used`` counts the distinct codes that occur, averaged over blocks when there are several;
     ``fraction_clipped`` is the share of values outside the grid's reach (for integer grids: where
-    ``round(x / s) + z`` falls outside ``[qmin, qmax]``, exactly the values the straight-through estimator
-    blocks). ``block_*`` arrays hold one entry per block (channel or group) for the per-block chart.
+    ``round(x / s) + z`` falls outside ``[qmin, qmax]``; for fp8, beyond the largest value by more than half
+    a step), exactly the values the straight-through estimator blocks (:func:`quantlib.kernels.in_range_mask`).
+    ``block_*`` arrays hold one entry per block (channel or group) for the per-block chart.
     """
 
     spec: QuantSpec
@@ -71,13 +73,10 @@ def summarize(x: torch.Tensor, spec: QuantSpec, qparams: QParams | None = None) 
         scale, zp = scale.reshape(1, 1), zp.reshape(1, 1)
     x_hat = layout.unview(fake_quant_with(layout.view(xf), qparams.scale, qparams.zero_point, spec))
     x_hat_rows = layout.rows(x_hat)
-    if spec.is_integer_grid:
-        clipped = ~int_in_range_mask(rows, scale, zp, spec)
-    else:
-        clipped = rows.abs() > scale * (1.0 if spec.format == "nf4" else fp8_max(spec.format))
+    clipped = ~in_range_mask(rows, scale, zp, spec)
     lo, hi = clip_range(spec, qparams)
     err = (x_hat_rows - rows).double()
-    bmin, bmax = torch.aminmax(rows, dim=1) if rows.shape[1] else (torch.zeros(1), torch.zeros(1))
+    bmin, bmax = minmax_range(rows) if rows.shape[1] else (torch.zeros(1), torch.zeros(1))
     return QuantReport(
         spec=spec,
         qparams=qparams,

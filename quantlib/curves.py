@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 
 from .calibration import clip_errors, compute_range, minmax_range, range_depends_on_bits
-from .kernels import fake_quant_with, qparams_from_range
+from .kernels import int_fake_quant, qparams_from_range
 from .layout import BlockLayout
 from .metrics import sqnr_from_sums
 from .quantize import as_float32
@@ -43,19 +43,33 @@ def error_curve(x: torch.Tensor, spec: QuantSpec, bits: Iterable[int] = range(2,
     bit_list = [int(b) for b in bits]
     for b in bit_list:
         spec.replace(bits=b)  # validates every width up front, with the spec's own message
-    rows = _rows_of(x, spec)
-    flat = rows.reshape(-1)
-    signal = float(torch.dot(flat.double(), flat.double()))
+    xf = as_float32(x)
+    if xf.numel() == 0:
+        raise ValueError("cannot draw an error curve for an empty tensor")
+    layout = BlockLayout.of(xf.shape, spec)
+    rows = layout.rows(xf)
+    # Quantize in the same layout as fake_quant (not the rows view), so stochastic rounding draws the same
+    # noise for the same element and every point equals fake_quant's error exactly.
+    view = layout.view(xf)
+    x64 = xf.reshape(-1).double()
+    signal = float(torch.dot(x64, x64))
     fixed = None if range_depends_on_bits(spec) else compute_range(rows, spec)
+    # Two buffers reused for every width: fresh multi-megabyte tensors per width cost more in page faults
+    # than the arithmetic itself.
+    x_hat = torch.empty(view.shape, dtype=torch.float32)
+    err = torch.empty(x64.shape, dtype=torch.float64)
     records = []
     for b in bit_list:
         sb = spec.replace(bits=b)
         lo, hi = fixed if fixed is not None else compute_range(rows, sb)
         scale, zp = qparams_from_range(lo, hi, sb)
-        err = fake_quant_with(rows, scale[:, None], zp[:, None], sb).sub_(rows).reshape(-1)
+        scale, zp = layout.to_params(scale), layout.to_params(zp)
+        int_fake_quant(view, scale, zp, sb, out=x_hat)
+        # x̂ - x in float64 is exact (as in quantlib.metrics); in float32 it is exact only for unclipped values
+        # rounded to the nearest grid point.
+        err.copy_(x_hat.reshape(-1)).sub_(x64)
         lo_e, hi_e = torch.aminmax(err)
-        err64 = err.double()
-        noise = float(torch.dot(err64, err64))
+        noise = float(torch.dot(err, err))
         records.append(
             {
                 "bits": b,

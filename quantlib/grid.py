@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from .kernels import NF4_CODEBOOK
+from .kernels import NF4_CODEBOOK, code_bounds
 from .spec import QParams, QuantSpec, fp8_dtype, fp8_max
 
 
@@ -38,8 +38,10 @@ def grid(spec: QuantSpec, qparams: QParams, block: int = 0) -> torch.Tensor:
     """
     s, z = _block_params(qparams, block)
     if spec.is_integer_grid:
+        lo, hi = code_bounds(torch.tensor(s), torch.tensor(z, dtype=torch.int32), spec)
         q = torch.arange(spec.qmin, spec.qmax + 1, dtype=torch.float32)
-        return (q - z) * s
+        k = q - z
+        return k[(k >= lo) & (k <= hi)] * s
     if spec.format == "nf4":
         return NF4_CODEBOOK * s
     return fp8_values(spec.format) * s
@@ -49,7 +51,7 @@ def clip_range(spec: QuantSpec, qparams: QParams) -> tuple[torch.Tensor, torch.T
     """Per-block ``(lo, hi)``: values outside are clipped to these. Shaped like ``qparams.scale``."""
     scale = qparams.scale.to(torch.float32)
     if spec.is_integer_grid:
-        z = qparams.zero_point.to(torch.float32)
-        return (spec.qmin - z) * scale, (spec.qmax - z) * scale
+        lo, hi = code_bounds(scale, qparams.zero_point, spec)
+        return torch.as_tensor(lo, dtype=torch.float32) * scale, torch.as_tensor(hi, dtype=torch.float32) * scale
     top = scale * (1.0 if spec.format == "nf4" else fp8_max(spec.format))
     return -top, top

@@ -15,6 +15,8 @@ Example, ``s = 0.5, z = 0`` on the int4 grid ``[-8, 7]``: ``x = 1.3 -> 2.6 -> q 
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .spec import QuantSpec, fp8_dtype, fp8_max
@@ -65,29 +67,69 @@ def round_values(v: torch.Tensor, spec: QuantSpec, inplace: bool = False) -> tor
     return (v.add_(noise) if inplace else v + noise).floor_()
 
 
+#: Largest finite float32 (~3.4e38).
+_FLOAT32_MAX = torch.finfo(torch.float32).max
+
+
+def code_bounds(
+    scale: torch.Tensor, zero_point: torch.Tensor, spec: QuantSpec
+) -> tuple[float | torch.Tensor, float | torch.Tensor]:
+    """Bounds on ``q - z`` per block: ``[qmin - z, qmax - z]``, narrowed only where ``(q - z) · s`` would be
+    beyond float32 (±inf).
+
+    That takes a range within about one grid step of float32's largest value (~3.4e38), e.g. 2-bit
+    asymmetric over ``[-3e38, 3e38]``, whose rounded zero point pushes the grid's top end past it: the codes
+    there are dropped, so those values clip to the largest finite grid value instead of becoming inf. For
+    every other range these are exactly ``[qmin - z, qmax - z]``. Bounds that are the same for every block
+    (per-tensor, or symmetric) come back as Python numbers - a scalar clamp is the fastest - others as tensors
+    shaped like the params.
+    """
+    if scale.dim() == 0 and zero_point.dim() == 0:
+        z = int(zero_point)
+        limit = math.floor(_FLOAT32_MAX / float(scale))
+        return float(max(spec.qmin - z, -limit)), float(min(spec.qmax - z, limit))
+    zf = zero_point.to(torch.float32)
+    limit = torch.floor(_FLOAT32_MAX / scale.to(torch.float64)).to(torch.float32)  # inf for small scales
+    lo, hi = torch.maximum(spec.qmin - zf, -limit), torch.minimum(spec.qmax - zf, limit)
+    if lo.numel() and bool((lo == lo.min()).all() & (hi == hi.max()).all()):
+        return float(lo.min()), float(hi.max())  # the same for every block (e.g. symmetric): a scalar clamp
+    return lo, hi
+
+
 def int_fake_quant(
-    x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor, spec: QuantSpec
+    x: torch.Tensor,
+    scale: torch.Tensor,
+    zero_point: torch.Tensor,
+    spec: QuantSpec,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``(clamp(round(x * inv_s) + z, qmin, qmax) - z) * s`` in four passes over memory.
 
     ``clamp(r + z, qmin, qmax) - z == clamp(r, qmin - z, qmax - z)`` exactly because ``r`` and ``z`` are
-    integers held exactly in float32, so the zero point never has to be added and removed.
+    integers held exactly in float32, so the zero point never has to be added and removed. The bounds are
+    :func:`code_bounds` (the same as these except near float32's largest value). ``out`` (float32, shaped like
+    ``x``) receives the result when given: reusing a buffer across calls avoids the page faults of a fresh
+    large allocation, which cost more than the arithmetic.
     """
     inv = 1.0 / scale
-    r = round_values(x * inv, spec, inplace=True)
-    zf = zero_point.to(torch.float32)
-    if zero_point.dim() == 0 and not zero_point.any():
-        r.clamp_(spec.qmin, spec.qmax)
+    r = round_values(torch.mul(x, inv, out=out) if out is not None else x * inv, spec, inplace=True)
+    lo, hi = code_bounds(scale, zero_point, spec)
+    if isinstance(lo, float):
+        r.clamp_(lo, hi)
     else:
-        torch.clamp(r, spec.qmin - zf, spec.qmax - zf, out=r)
+        r.clamp_(min=lo).clamp_(max=hi)  # two one-sided clamps: ~8x faster than clamp(r, lo, hi) with tensors
     return r.mul_(scale)
 
 
 def int_quantize(x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor, spec: QuantSpec) -> torch.Tensor:
-    """Integer codes ``q = clamp(round(x * inv_s) + z, qmin, qmax)`` as int32."""
+    """Integer codes ``q = clamp(round(x * inv_s) + z, qmin, qmax)`` as int32 (bounds: :func:`code_bounds`)."""
     r = round_values(x * (1.0 / scale), spec, inplace=True)
-    r.add_(zero_point.to(torch.float32)).clamp_(spec.qmin, spec.qmax)
-    return r.to(torch.int32)
+    lo, hi = code_bounds(scale, zero_point, spec)
+    if isinstance(lo, float):
+        r.clamp_(lo, hi)
+    else:
+        r.clamp_(min=lo).clamp_(max=hi)  # two one-sided clamps: ~8x faster than clamp(r, lo, hi) with tensors
+    return r.add_(zero_point.to(torch.float32)).to(torch.int32)
 
 
 def int_dequantize(q: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor) -> torch.Tensor:
@@ -98,10 +140,39 @@ def int_dequantize(q: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tenso
 def int_in_range_mask(x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor, spec: QuantSpec) -> torch.Tensor:
     """Where the straight-through estimator passes the gradient: ``qmin <= round(x * inv_s) + z <= qmax``.
 
-    This is the mask of ``torch.fake_quantize_per_tensor_affine``'s backward.
+    This is the mask of ``torch.fake_quantize_per_tensor_affine``'s backward (bounds: :func:`code_bounds`).
     """
-    r = round_values(x * (1.0 / scale), spec, inplace=True).add_(zero_point.to(torch.float32))
-    return (r >= spec.qmin) & (r <= spec.qmax)
+    r = round_values(x * (1.0 / scale), spec, inplace=True)
+    lo, hi = code_bounds(scale, zero_point, spec)
+    return (r >= lo) & (r <= hi)
+
+
+def in_range_mask(x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor, spec: QuantSpec) -> torch.Tensor:
+    """Where ``x`` is *not* clipped, for any format: the straight-through estimator's mask.
+
+    Integer grids: :func:`int_in_range_mask` (``x`` may pass the grid's end by less than half a step, as it
+    then rounds to the end anyway). fp8, likewise: ``|x / s|`` below the largest finite value plus half the
+    spacing there (464 for e4m3, 61440 for e5m2), i.e. the values that round to a finite fp8 value without
+    saturating - so a block's own absmax, whose ``x / s`` can come out a last bit above 448, is not clipped.
+    nf4: ``|x / s| <= 1`` (``s`` is the absmax, and ``absmax / absmax`` is exactly 1).
+    """
+    if spec.is_integer_grid:
+        return int_in_range_mask(x, scale, zero_point, spec)
+    v = torch.div(x, scale).abs_()
+    if spec.format == "nf4":
+        return v <= 1.0
+    return v < fp8_reach(spec.format)
+
+
+def fp8_reach(fmt: str) -> float:
+    """Where an fp8 format starts to saturate: its largest finite value plus half the spacing below it.
+
+    >>> fp8_reach("fp8_e4m3"), fp8_reach("fp8_e5m2")
+    (464.0, 61440.0)
+    """
+    info = torch.finfo(fp8_dtype(fmt))
+    top_spacing = info.eps * 2.0 ** math.floor(math.log2(info.max))
+    return info.max + top_spacing / 2
 
 
 def fp8_quantize(x: torch.Tensor, scale: torch.Tensor, spec: QuantSpec) -> torch.Tensor:
@@ -111,7 +182,9 @@ def fp8_quantize(x: torch.Tensor, scale: torch.Tensor, spec: QuantSpec) -> torch
     backend, and e4m3fn has no infinity to land on.
     """
     m = fp8_max(spec.format)
-    return (x * (1.0 / scale)).clamp_(-m, m).to(fp8_dtype(spec.format))
+    # A true division, as documented: ``x * (1 / s)`` differs from ``x / s`` in the last bit for a few values,
+    # which can move the result to the neighbouring fp8 value.
+    return torch.div(x, scale).clamp_(-m, m).to(fp8_dtype(spec.format))
 
 
 def fp8_fake_quant(x: torch.Tensor, scale: torch.Tensor, spec: QuantSpec) -> torch.Tensor:
@@ -121,7 +194,7 @@ def fp8_fake_quant(x: torch.Tensor, scale: torch.Tensor, spec: QuantSpec) -> tor
 
 def nf4_quantize(x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """Index (uint8, 0..15) of the NF4 code nearest to ``x / absmax``; ties go to the lower code."""
-    v = (x / scale).clamp_(-1.0, 1.0)
+    v = (x / scale).clamp_(-1.0, 1.0).contiguous()  # bucketize copies (and warns) otherwise
     return torch.bucketize(v, _NF4_MIDPOINTS).to(torch.uint8)
 
 
@@ -148,7 +221,7 @@ def qparams_from_range(lo: torch.Tensor, hi: torch.Tensor, spec: QuantSpec) -> t
       ``z = clamp(qmin - round(lo / s), qmin, qmax)``; e.g. ``[-1, 3]`` at 2 bits gives
       ``s = 4 / 3``, ``z = 0 - round(-0.75) = 1``, grid ``{-4/3, 0, 4/3, 8/3}``. Same arithmetic as
       ``torch.ao.quantization.MinMaxObserver`` (float32, ``torch.round``).
-    - pow2: the int scale rounded *up* to a power of two, so the range still fits.
+    - pow2: the int scale rounded *up* to a power of two (:func:`pow2_at_least`), so the range still fits.
     - fp8: ``s = amax / max_finite`` (448 for e4m3); nf4: ``s = amax`` (the codebook spans [-1, 1]).
 
     A constant block (``lo == hi != 0``) gets a scale that puts the constant on the grid by a power of two
@@ -185,8 +258,31 @@ def qparams_from_range(lo: torch.Tensor, hi: torch.Tensor, spec: QuantSpec) -> t
         zero_point = None  # computed after the scale is final
     scale = scale.clamp_(min=MIN_SCALE)
     if spec.format == "pow2":
-        scale = torch.exp2(torch.ceil(torch.log2(scale)))
+        scale = pow2_at_least(scale)
     if zero_point is None:
-        z = spec.qmin - torch.round(lo_neg / scale)
-        zero_point = z.clamp_(spec.qmin, spec.qmax).to(torch.int32)
+        zero_point = _zero_point(lo_neg, scale, spec)
     return scale, zero_point
+
+
+def _zero_point(lo_neg: torch.Tensor, scale: torch.Tensor, spec: QuantSpec) -> torch.Tensor:
+    z = spec.qmin - torch.round(lo_neg / scale)
+    return z.clamp_(spec.qmin, spec.qmax).to(torch.int32)
+
+
+#: Largest power of two a float32 holds (2^127); 2^128 is already infinite.
+_MAX_POW2 = 2.0**127
+
+
+def pow2_at_least(s: torch.Tensor) -> torch.Tensor:
+    """The smallest power of two ``>= s`` (positive float32), capped at 2^127.
+
+    Read off the float's exponent with ``frexp`` rather than ``exp2(ceil(log2(s)))``: float32 ``log2`` of a
+    value just above ``2^k`` rounds to exactly ``k`` for most ``k``, which would give a scale *below* ``s`` (the
+    range would no longer fit).
+
+    >>> pow2_at_least(torch.tensor([0.3, 0.25, 3.0])).tolist()
+    [0.5, 0.25, 4.0]
+    """
+    mant, exp = torch.frexp(s)  # s = mant * 2^exp, mant in [0.5, 1)
+    exp = exp - (mant == 0.5).to(exp.dtype)
+    return torch.ldexp(torch.ones_like(s), exp).clamp_(max=_MAX_POW2)

@@ -22,21 +22,23 @@ Input policy:
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .calibration import compute_range
 from .kernels import (
     fake_quant_with,
     fp8_quantize,
+    in_range_mask,
     int_dequantize,
-    int_in_range_mask,
     int_quantize,
     nf4_dequantize,
     nf4_quantize,
     qparams_from_range,
 )
 from .layout import BlockLayout
-from .spec import QParams, QTensor, QuantSpec, fp8_max
+from .spec import QParams, QTensor, QuantSpec
 
 
 def _output_dtype(x: torch.Tensor) -> torch.dtype:
@@ -50,9 +52,19 @@ def as_float32(x: torch.Tensor, what: str = "input") -> torch.Tensor:
     if x.is_complex():
         raise ValueError(f"{what} is complex; quantization works on real values")
     xf = x.detach().to(torch.float32)
-    if xf.is_floating_point() and x.is_floating_point() and xf.numel():
-        finite = torch.isfinite(xf)
-        if not bool(finite.all()):
+    if x.is_floating_point() and xf.numel():
+        # One pass, no allocation: NaN propagates through min/max and ±inf shows at an end. (isfinite().all()
+        # writes a bool tensor and reads it back: several times slower on large tensors.)
+        lo, hi = torch.aminmax(xf)
+        if not (math.isfinite(float(lo)) and math.isfinite(float(hi))):
+            finite = torch.isfinite(xf)
+            if x.dtype == torch.float64 and bool(torch.isfinite(x).all()):
+                # Finite in float64 but beyond float32's range: say so rather than blame the data for Inf.
+                big = float(x.detach().abs().max())
+                raise ValueError(
+                    f"{what} holds values up to {big:.3g}, beyond float32's range (about 3.4e38), so they become "
+                    "infinite in float32; quantization needs finite values"
+                )
             n_nan = int(torch.isnan(xf).sum())
             n_inf = int((~finite).sum()) - n_nan
             raise ValueError(
@@ -80,6 +92,8 @@ def choose_qparams(x: torch.Tensor, spec: QuantSpec) -> QParams:
 
 
 def _check_qparams(qparams: QParams, layout: BlockLayout, spec: QuantSpec) -> None:
+    if not isinstance(qparams, QParams):
+        raise TypeError(f"qparams must be a QParams (see choose_qparams), got {type(qparams).__name__}")
     expected = layout.param_shape
     if tuple(qparams.scale.shape) not in (expected, ()) or tuple(qparams.zero_point.shape) not in (expected, ()):
         raise ValueError(
@@ -91,8 +105,17 @@ def _check_qparams(qparams: QParams, layout: BlockLayout, spec: QuantSpec) -> No
             f"qparams are for the grid [{qparams.qmin}, {qparams.qmax}] but the spec's grid is "
             f"[{spec.qmin}, {spec.qmax}]"
         )
-    if not bool((qparams.scale > 0).all()):
-        raise ValueError("every scale must be positive")
+    scale = qparams.scale
+    if not bool(((scale > 0) & torch.isfinite(scale)).all()):
+        raise ValueError("every scale must be positive and finite")
+    zp = qparams.zero_point
+    if zp.is_floating_point() and not bool((zp == torch.round(zp)).all()):
+        raise ValueError("every zero point must be an integer")
+    if zp.numel() and not bool(((zp >= spec.qmin) & (zp <= spec.qmax)).all()):
+        raise ValueError(
+            f"every zero point must lie in the grid [{spec.qmin}, {spec.qmax}] (so that 0.0 is representable), "
+            f"got values from {int(zp.min())} to {int(zp.max())}"
+        )
 
 
 def _prepare(x: torch.Tensor, spec: QuantSpec, qparams: QParams | None):
@@ -141,10 +164,7 @@ def dequantize(qt: QTensor) -> torch.Tensor:
 
 
 def _in_range_mask(v: torch.Tensor, scale: torch.Tensor, zp: torch.Tensor, spec: QuantSpec) -> torch.Tensor:
-    if spec.is_integer_grid:
-        return int_in_range_mask(v, scale, zp, spec)
-    limit = scale * (1.0 if spec.format == "nf4" else fp8_max(spec.format))
-    return v.abs() <= limit
+    return in_range_mask(v, scale, zp, spec)
 
 
 class _StraightThrough(torch.autograd.Function):
@@ -165,7 +185,9 @@ def fake_quant(x: torch.Tensor, spec: QuantSpec, qparams: QParams | None = None)
     """``dequantize(quantize(x))`` in one pass, differentiable with the straight-through estimator.
 
     The forward value equals ``torch.fake_quantize_per_tensor_affine`` /
-    ``torch.fake_quantize_per_channel_affine`` bit for bit for the same scale, zero point and grid. The backward
+    ``torch.fake_quantize_per_channel_affine`` bit for bit for the same scale, zero point and grid (except where
+    torch's would overflow to ±inf: grids reaching past ~3.4e38 stop at their last finite value, see
+    :func:`quantlib.kernels.code_bounds`). The backward
     passes the gradient unchanged where ``qmin <= round(x / s) + z <= qmax`` and blocks it where ``x`` is clipped,
     which is what quantization-aware training needs. Scales are treated as constants (no gradient).
 
