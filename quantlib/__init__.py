@@ -19,6 +19,18 @@ from .kernels import NF4_CODEBOOK
 from .quantize import choose_qparams, dequantize, fake_quant, quantize
 from .spec import QParams, QTensor, QuantSpec
 
+#: Submodules loaded on first use (``quantlib.qat`` ...), so ``import quantlib`` stays light.
+_SUBMODULES = ("io", "mixed_precision", "model", "qat", "sensitivity", "speed", "walkthrough")
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'quantlib' has no attribute {name!r}")
+
+
 __all__ = [
     "NF4_CODEBOOK",
     "QParams",
