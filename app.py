@@ -1,0 +1,40 @@
+"""Quantization Explorer: see what quantization does to a neural network.
+
+Run with ``streamlit run app.py``. This file is only the router: it declares the pages, draws the shared sidebar
+(whose controls are bound to the URL, see :mod:`ui.state`) and runs the chosen page. Pages live in
+``app_pages/`` - not ``pages/``, which Streamlit would treat as a legacy multipage folder and which breaks deep
+links on a freshly started server.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from ui import data, state
+from ui.components import friendly_errors
+
+st.set_page_config(page_title="Quantization Explorer", page_icon="🔢", layout="wide")
+data.configure_torch()
+
+# Emoji icons only: ":material/...:" icons would make the browser fetch an icon font.
+PAGES = [
+    st.Page("app_pages/tensor_explorer.py", title="Tensor explorer", icon="🔬", url_path="tensor-explorer", default=True),
+    st.Page("app_pages/error_curves.py", title="Error curves", icon="📉", url_path="error-curves"),
+    st.Page("app_pages/output_drift.py", title="Output drift", icon="🎯", url_path="output-drift"),
+]
+
+page = st.navigation(PAGES)
+raw_link = state.begin_run()
+controls = None
+with st.sidebar, friendly_errors("load the sample model"):
+    controls = state.render_sidebar()
+if controls is None:
+    st.stop()
+state.set_current(controls)
+share_box = st.sidebar.container()
+notice_box = st.container()
+page.run()
+state.check_link(raw_link, controls)
+state.show_link_notice(notice_box)
+state.render_share(share_box, controls)
+state.end_run(page.url_path)

@@ -1,0 +1,176 @@
+"""🎯 Output drift: the whole model, float vs quantized, on its evaluation set."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from ui import components, data, figures, state
+
+#: Sweeps estimated to take longer than this wait for a click (MiniLM, recsys); quicker ones just run.
+AUTO_SWEEP_SECONDS = 8.0
+_SWEEPS_KEY = "_qe_sweeps"
+
+controls = state.current()
+sm = data.sample(controls.model)
+
+components.page_intro(
+    "Output drift",
+    "🎯",
+    "Quantize the model, run the float and the quantized versions on the same evaluation examples and compare "
+    "what comes out. Small errors in each layer add up through the network - or cancel out: this is where you "
+    "see which. The task metric says whether the drift matters for the job the model does.",
+    r"\begin{gathered}\mathrm{drift}_i = \tfrac{1}{D}\,\lVert f_q(x_i) - f(x_i)\rVert^2 \\ "
+    r"\cos_i = \frac{\langle f_q(x_i),\, f(x_i)\rangle}{\lVert f_q(x_i)\rVert\,\lVert f(x_i)\rVert}"
+    r"\end{gathered}",
+    "drop to **4 bits** with granularity **tensor**, then switch to **channel** and watch the task metric "
+    "come back towards the float line.",
+)
+
+layer_name = state.layer_token(controls.layer)
+only_layer = state.page_toggle(
+    f"Quantize only the chosen layer (`{layer_name}`)",
+    "only_layer",
+    help="Off: every quantizable layer is quantized. On: only the layer chosen in the sidebar, to find the "
+    "fragile ones.",
+)
+scope = "layer" if only_layer else "all"
+what = {
+    "weights": "weights",
+    "activations": "input and output activations (static ranges calibrated on sample inputs)",
+    "both": "weights and input / output activations",
+}[controls.target]
+st.caption(
+    f"Quantizing the {what} of {'`' + layer_name + '`' if only_layer else 'every layer'} with "
+    f"{controls.spec().label()}, {controls.calibration} calibration · {sm.title}"
+)
+
+
+def _metric_row(res: dict) -> None:
+    report = res["report"]
+    value = res["metrics"][sm.metric_name]
+    baseline = sm.float_metrics[sm.metric_name]
+    cols = st.columns(5 if sm.task == "classification" else 4)
+    cols[0].metric(
+        f"{sm.metric_name} (task)",
+        components.fmt(value),
+        delta=f"{value - baseline:+.3g} vs float",
+        delta_color="normal" if sm.higher_is_better else "inverse",
+        help=f"The model's own task metric on its evaluation set; the float model scores {baseline:.4g}.",
+    )
+    cols[1].metric("Output SQNR", f"{components.fmt(report['sqnr_db'], 3)} dB", help="10·log10(Σf² / Σ(f_q − f)²)")
+    if res["per_example_cosine"] is None:  # one number per example: no direction per example to compare
+        cols[2].metric("Cosine", components.fmt(report["mean_cosine"], 5), help="Of all outputs as one vector.")
+    else:
+        cols[2].metric("Mean cosine", components.fmt(report["mean_cosine"], 5), help="Per example, averaged.")
+    if sm.task == "classification":
+        cols[3].metric(
+            "Top-1 agreement",
+            f"{100 * report['top1_agreement']:.1f} %",
+            help="Share of examples whose predicted class is unchanged.",
+        )
+    ratio = res["float_size_bytes"] / max(res["size_bytes"], 1)
+    cols[-1].metric(
+        "Parameters stored",
+        components.human_bytes(res["size_bytes"]),
+        delta=f"{ratio:.1f}× smaller" if ratio >= 1.05 else "≈ float32 size",
+        delta_color="off",
+        delta_arrow="off",
+        help=f"Quantized weights at their bit width plus one scale (and zero point) per block; biases and "
+        f"other parameters stay float32. In float32: {components.human_bytes(res['float_size_bytes'])}.",
+    )
+
+
+def _drift_histogram(res: dict) -> None:
+    per = np.asarray(res["per_example_mse"], dtype=np.float64)
+    positive = per[per > 0]
+    if positive.size == 0:
+        st.success("No drift at all: every output is identical to the float model's.", icon="✅")
+        return
+    logs = np.log10(np.maximum(per, positive.min()))
+    counts, edges = np.histogram(logs, bins=40)
+    st.plotly_chart(
+        figures.counts_histogram(counts, edges, "Drift per example", "per-example MSE (log scale)", log_x=True),
+        key="drift-hist",
+        config={"displaylogo": False},
+    )
+
+
+def _cosine_histogram(res: dict) -> None:
+    cos = res["per_example_cosine"]
+    if cos is None:
+        return
+    cos = np.asarray(cos, dtype=np.float64)
+    lo = min(float(cos.min()), 0.999)
+    counts, edges = np.histogram(cos, bins=40, range=(lo, 1.0))
+    st.plotly_chart(
+        figures.counts_histogram(
+            counts, edges, "Cosine similarity to the float output, per example", "cosine similarity",
+            color=figures.FLOAT_COLOR,
+        ),
+        key="cosine-hist",
+        config={"displaylogo": False},
+    )
+    if sm.task == "embedding":
+        st.caption(
+            "For a sentence encoder the direction of the embedding is what counts: 1.0 means the quantized "
+            "model places the sentence exactly where the float model does."
+        )
+
+
+def _sweep(res: dict) -> None:
+    spec = controls.spec()
+    fixed = controls.fixed_bits is not None
+    sweep_spec = spec.replace(format="int") if fixed else spec
+    sweep_id = "|".join([controls.model, scope, controls.layer, controls.target, data.spec_key(sweep_spec.replace(bits=8))])
+    requested = st.session_state.setdefault(_SWEEPS_KEY, set())
+    estimate = res["seconds"] * len(data.SWEEP_BITS)
+    st.subheader("Task metric vs bit width")
+    if estimate > AUTO_SWEEP_SECONDS and sweep_id not in requested:
+        st.caption(
+            f"Each point quantizes and evaluates the whole model: about {estimate:.0f} s for "
+            f"{len(data.SWEEP_BITS)} bit widths on this model. Results are cached for everyone on this server."
+        )
+        if st.button(f"Compute the curve ({len(data.SWEEP_BITS)} bit widths)", key="sweep-button"):
+            requested.add(sweep_id)
+            st.rerun()
+        return
+    bits, values = [], []
+    progress = st.progress(0.0, text="Evaluating bit widths…")
+    for i, b in enumerate(data.SWEEP_BITS):
+        point = data.drift_point(controls.model, scope, controls.layer, controls.target, data.spec_key(sweep_spec.replace(bits=b)))
+        bits.append(b)
+        values.append(point["metrics"][sm.metric_name])
+        progress.progress((i + 1) / len(data.SWEEP_BITS), text=f"Evaluated {b} bits")
+    progress.empty()
+    label = f"current: {controls.format}" if fixed else f"current: {controls.bits} bits"
+    st.plotly_chart(
+        figures.metric_sweep_figure(
+            bits, values, sm.float_metrics[sm.metric_name], sm.metric_name, controls.effective_bits,
+            res["metrics"][sm.metric_name], label, sm.higher_is_better, title="",
+        ),
+        key="sweep",
+        config={"displaylogo": False},
+    )
+    scheme = f"{sweep_spec.replace(bits=8).label().split(' ', 1)[1]}, {controls.calibration} calibration"
+    note = f" The {controls.format} star is its fixed {controls.effective_bits} bits; the line is int." if fixed else ""
+    st.caption(f"The line keeps the current scheme ({scheme}) and varies only the bit width.{note}")
+
+
+with components.friendly_errors("quantize and run the model"):
+    with st.spinner("Quantizing the model and running it on the evaluation set…"):
+        result = data.drift_point(controls.model, scope, controls.layer, controls.target, data.spec_key(controls.spec()))
+    if result["notes"]:
+        st.caption("Group size adapted where it does not divide a layer: " + "; ".join(result["notes"]) + ".")
+    _metric_row(result)
+    left, right = st.columns(2, gap="medium")
+    with left:
+        st.plotly_chart(
+            figures.drift_scatter(result["scatter_float"], result["scatter_quant"], result["n_outputs"]),
+            key="scatter",
+            config={"displaylogo": False},
+        )
+    with right:
+        _drift_histogram(result)
+    _cosine_histogram(result)
+    _sweep(result)

@@ -1,0 +1,100 @@
+"""Page furniture shared by the pages: the intro block, stats panels, and turning errors into plain words."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import streamlit as st
+
+_LOG = logging.getLogger("quantization_explorer")
+
+
+def page_intro(title: str, icon: str, text: str, formula: str, try_this: str) -> None:
+    """Title, two or three plain sentences, the formula, and the one thing to try."""
+    st.title(f"{icon} {title}")
+    st.markdown(text)
+    # Side by side on a wide screen (the charts start higher), stacked on a phone.
+    left, right = st.columns([1, 1], vertical_alignment="center")
+    with left:
+        st.latex(formula)
+    with right:
+        st.info(f"**Try this:** {try_this}", icon="👉")
+
+
+@contextmanager
+def friendly_errors(what: str) -> Iterator[None]:
+    """Run a block; if it fails, show what could not be done in plain words instead of a traceback.
+
+    ``quantlib`` raises ``ValueError`` with a message that names the setting (e.g. a group size that does not
+    divide the layer); that message is shown as is. Anything else is logged on the server with its traceback
+    and shown as a short generic message. Streamlit's own control-flow exceptions (rerun, stop) derive from
+    ``BaseException`` and pass through untouched.
+    """
+    try:
+        yield
+    except ValueError as err:
+        st.error(f"Could not {what} with these settings: {err}", icon="🚫")
+    except Exception as err:  # noqa: BLE001 - the page must never show a traceback
+        _LOG.exception("failed to %s", what)
+        st.error(
+            f"Could not {what}: {type(err).__name__}: {err}. Try another setting; the server log has details.",
+            icon="🚫",
+        )
+
+
+def fmt(value: float | None, digits: int = 4) -> str:
+    """A number for a stats panel: ``0.01234``, ``1.23e-07``, ``∞`` or ``–``."""
+    if value is None:
+        return "–"
+    if value != value:  # NaN
+        return "n/a"
+    if value in (float("inf"), float("-inf")):
+        return "∞" if value > 0 else "−∞"
+    return f"{value:.{digits}g}"
+
+
+def human_bytes(n: float) -> str:
+    """``9.4 kB``, ``87.3 MB``: sizes in decimal units, as a person reads them."""
+    for unit in ("B", "kB", "MB", "GB"):
+        if abs(n) < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.3g} {unit}"
+        n /= 1000
+    return f"{n:.3g} GB"
+
+
+def stats_panel(view: dict, per_block: bool) -> None:
+    """The headline numbers of one quantized tensor (from ``quantlib.summarize``), in two rows of metrics."""
+    n = view["num_blocks"]
+    c = st.columns(4)
+    c[0].metric(
+        "Scale s" + (" (median)" if per_block else ""),
+        fmt(view["scale"][1]),
+        help="Step between neighbouring grid levels (for fp8 / nf4: the factor applied to the format's values).",
+    )
+    c[1].metric(
+        "Zero point z" + (" (median)" if per_block else ""),
+        fmt(view["zero_point"][1], 6),
+        help="The integer that represents 0.0; always 0 for the symmetric scheme.",
+    )
+    c[2].metric(
+        "Levels used",
+        f"{view['levels_used']:.0f} / {view['levels_available']:,}",
+        help="Distinct grid values that occur (averaged over blocks) out of the grid's levels.",
+    )
+    c[3].metric(
+        "Clipped",
+        f"{100 * view['fraction_clipped']:.3g} %",
+        help="Share of values outside the range, set to the nearest end of the grid.",
+    )
+    c = st.columns(4)
+    c[0].metric("SQNR", f"{fmt(view['sqnr_db'], 3)} dB", help="10·log10(Σx² / Σ(x − x̂)²): about +6 dB per extra bit.")
+    c[1].metric("MSE", fmt(view["mse"], 3), help="Mean of (x − x̂)².")
+    c[2].metric("Max error", fmt(view["max_abs_error"], 3), help="Largest |x − x̂|.")
+    if per_block:
+        c[3].metric("Scales", f"{n:,}", help="One scale (and zero point) per block.")
+        lo, _, hi = view["scale"]
+        zlo, _, zhi = view["zero_point"]
+        zp = f", zero points {fmt(zlo, 6)} – {fmt(zhi, 6)}" if zlo != zhi else ""
+        st.caption(f"Across the {n:,} blocks: scales {fmt(lo, 3)} – {fmt(hi, 3)}{zp}.")

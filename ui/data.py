@@ -1,0 +1,399 @@
+"""Cached loaders and computations: everything a page needs, already reduced to small arrays.
+
+Two caches, two rules:
+
+- ``st.cache_resource`` holds *shared objects*: the sample models (one per process, used by every session) and
+  captured activation tensors. They are read, never written: quantizing goes through ``quantlib.model``, which
+  returns new models, and no hook is ever put on a cached module.
+- ``st.cache_data`` holds *results*: histogram counts, curve points, drift figures. Every function takes plain
+  strings and numbers (model name, layer name, a spec key from :func:`spec_key`) and has ``max_entries``, so
+  memory stays bounded however many settings a workshop tries. Identical requests from 40 browsers compute
+  once: Streamlit holds a per-key lock while the first one computes.
+
+Results are pre-reduced here (counts, not values; a few thousand scatter points at most), so what travels to a
+browser stays small whatever the tensor size.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+import torch
+
+import sample_models
+from quantlib import QuantSpec, calibrated_clip_ratio, clip_sweep, error_curve, grid, histogram, summarize
+from quantlib.model import (
+    LayerInfo,
+    activation_spec,
+    capture_activations,
+    layer_weight,
+    list_layers,
+    model_size_bytes,
+    output_drift,
+    quantize_model,
+    quantize_weights,
+)
+
+#: Bars of the value histograms; fine enough to show 4-bit spikes, small enough to ship.
+HIST_BINS = 120
+ERROR_BINS = 60
+#: Grid levels drawn as a rug; beyond this (11+ bit integer grids) the grid is too dense to see anyway.
+MAX_GRID_LEVELS = 1024
+#: Per-channel / per-group charts show at most this many blocks (evenly spaced after sorting by range).
+MAX_BLOCKS = 256
+#: Scatter plots of outputs keep at most this many points (2 float32 coordinates each, ~16 kB as base64).
+MAX_SCATTER = 1500
+#: Bit widths of the task-metric sweep on the drift page (each point quantizes and evaluates the whole model).
+SWEEP_BITS: tuple[int, ...] = (2, 3, 4, 5, 6, 8, 12, 16)
+#: MSE / entropy calibration re-runs at every bit width; on tensors larger than this the error curves use an
+#: evenly spaced subset of rows so the page stays interactive.
+CURVE_MAX_VALUES = 1 << 18
+
+
+def configure_torch() -> None:
+    """One torch thread per computation (override with ``QE_TORCH_THREADS``).
+
+    The server runs every browser session's script in its own thread, on a machine with few cores and often
+    other work. Intra-op parallelism then fights over the cores: measured on the 2-core reference machine
+    under load, quantizing a 590k-value layer took 40 ms with one thread and 730 ms with two. Tensors here
+    are at most a few million values, too small for threads to pay off anyway.
+    """
+    threads = int(os.environ.get("QE_TORCH_THREADS", "1"))
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
+# --- keys ---------------------------------------------------------------------------------------------------
+
+
+def spec_key(spec: QuantSpec) -> str:
+    """A QuantSpec as a canonical string, the cache key of everything computed with it."""
+    return json.dumps(asdict(spec), sort_keys=True)
+
+
+def spec_from_key(key: str) -> QuantSpec:
+    """Inverse of :func:`spec_key`."""
+    return QuantSpec(**json.loads(key))
+
+
+# --- models and tensors (shared objects) ---------------------------------------------------------------------
+
+
+@st.cache_data(max_entries=1, show_spinner=False)
+def model_names() -> list[str]:
+    return sample_models.names()
+
+
+@st.cache_resource(show_spinner="Loading the sample model…")
+def sample(name: str) -> sample_models.SampleModel:
+    """The shared sample model (also cached by ``sample_models.load``): read it, never modify it."""
+    return sample_models.load(name)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def layers(model: str) -> list[LayerInfo]:
+    """The quantizable layers of a sample model, in module order."""
+    return list_layers(sample(model).model)
+
+
+def layer_info(model: str, layer: str) -> LayerInfo:
+    for info in layers(model):
+        if info.name == layer:
+            return info
+    raise ValueError(f"{model} has no layer named {layer!r}")
+
+
+@st.cache_resource(max_entries=8, show_spinner="Running the calibration inputs through the model…")
+def _activations(model: str, layer: str) -> torch.Tensor:
+    """Float input activations of ``layer`` on the model's calibration inputs (shared: read only)."""
+    sm = sample(model)
+    return capture_activations(sm.model, layer, sm.calibration_inputs)
+
+
+def has_float_activations(model: str, layer: str) -> bool:
+    """False for layers fed integer ids (embedding tables): there is nothing to quantize at their input."""
+    if layer_info(model, layer).kind in ("Embedding", "EmbeddingBag"):
+        return False  # known without running the model (MiniLM's copy for capturing takes a second)
+    return bool(_activations(model, layer).is_floating_point())
+
+
+def tensor_for(model: str, layer: str, kind: str, spec: QuantSpec) -> torch.Tensor:
+    """The tensor a page analyses: the layer's weight (conv weights as ``(out, in·kh·kw)`` for per-group, as
+    ``quantlib.model`` groups them) or its input activations."""
+    if kind == "weights":
+        w = layer_weight(sample(model).model, layer)
+        if spec.granularity == "group" and w.dim() > 2:
+            w = w.reshape(w.shape[0], -1)
+        return w
+    act = _activations(model, layer)
+    if not act.is_floating_point():
+        raise ValueError(
+            f"{layer or 'this layer'} looks up rows by integer id: its input has no float activations to quantize"
+        )
+    return act
+
+
+def spec_for(model: str, layer: str, kind: str, spec: QuantSpec) -> QuantSpec:
+    """The spec as ``quantlib.model`` applies it: weights per-channel along the layer's output axis,
+    activations with one static range per tensor."""
+    if kind == "activations":
+        return activation_spec(spec)
+    info = layer_info(model, layer)
+    return spec.replace(axis=info.channel_axis) if spec.granularity == "channel" else spec
+
+
+def feature_axis(model: str, layer: str, kind: str) -> int:
+    """The axis the per-channel chart splits along: output channels of a weight, features of an activation."""
+    if kind == "weights":
+        return layer_info(model, layer).channel_axis
+    act = _activations(model, layer)
+    return 1 if act.dim() == 4 else act.dim() - 1  # NCHW for conv inputs, features last otherwise
+
+
+# --- the tensor explorer ------------------------------------------------------------------------------------
+
+
+def _reduce_blocks(lo: np.ndarray, hi: np.ndarray, clip_lo: np.ndarray, clip_hi: np.ndarray, mse: np.ndarray):
+    """Sort blocks by range (widest first) and keep at most MAX_BLOCKS, evenly spaced."""
+    order = np.argsort(-(hi - lo), kind="stable")
+    if order.size > MAX_BLOCKS:
+        order = order[np.unique(np.linspace(0, order.size - 1, MAX_BLOCKS).round().astype(int))]
+    return {
+        "index": order.astype(np.int32),
+        "min": lo[order].astype(np.float32),
+        "max": hi[order].astype(np.float32),
+        "clip_lo": clip_lo[order].astype(np.float32),
+        "clip_hi": clip_hi[order].astype(np.float32),
+        "mse": mse[order].astype(np.float32),
+        "total": int(lo.size),
+    }
+
+
+def _channel_rows(x: torch.Tensor, axis: int) -> torch.Tensor:
+    return x.movedim(axis, 0).reshape(x.shape[axis], -1)
+
+
+@st.cache_data(max_entries=128, show_spinner=False)
+def tensor_view(model: str, layer: str, kind: str, key: str) -> dict[str, Any]:
+    """Everything the tensor explorer draws for one tensor and one spec, as small arrays.
+
+    Histogram counts of the float and dequantized values on shared bins, the grid of the block with the widest
+    range (its own scale), that block's clip range, the error histogram, the headline numbers of
+    ``quantlib.summarize`` and per-block ranges and errors (per-channel ranges under a per-tensor spec, to show
+    what one shared range costs the narrow channels).
+    """
+    spec = spec_for(model, layer, kind, spec_from_key(key))
+    x = tensor_for(model, layer, kind, spec)
+    rep = summarize(x, spec)
+    xf = x.detach().reshape(-1).to(torch.float32)
+    xh = rep.x_hat.reshape(-1).to(torch.float32)
+    lo = float(torch.minimum(xf.min(), xh.min()))
+    hi = float(torch.maximum(xf.max(), xh.max()))
+    counts_f, edges = histogram(xf, HIST_BINS, (lo, hi))
+    counts_q, _ = histogram(xh, HIST_BINS, (lo, hi))
+    err = xh - xf
+    err_counts, err_edges = histogram(err, ERROR_BINS)
+
+    # Blocks: the spec's own (channels / groups), or the channels of the tensor under a shared range.
+    if spec.granularity == "tensor":
+        rows = _channel_rows(x.detach().to(torch.float32), feature_axis(model, layer, kind))
+        rows_hat = _channel_rows(rep.x_hat.to(torch.float32), feature_axis(model, layer, kind))
+        bmin, bmax = torch.aminmax(rows, dim=1)
+        bmse = (rows_hat - rows).double().square().mean(dim=1)
+        n = rows.shape[0]
+        blocks = _reduce_blocks(
+            bmin.numpy(),
+            bmax.numpy(),
+            np.full(n, float(rep.block_clip_lo[0])),
+            np.full(n, float(rep.block_clip_hi[0])),
+            bmse.numpy(),
+        )
+        blocks["unit"] = "channel"
+    else:
+        blocks = _reduce_blocks(rep.block_min, rep.block_max, rep.block_clip_lo, rep.block_clip_hi, rep.block_mse)
+        blocks["unit"] = "channel" if spec.granularity == "channel" else "group"
+
+    widest = int(np.argmax(rep.block_max - rep.block_min)) if rep.block_min.size > 1 else 0
+    levels = grid(spec, rep.qparams, widest).numpy()
+    scale = rep.qparams.scale.reshape(-1).to(torch.float64).numpy()
+    zero_point = rep.qparams.zero_point.reshape(-1).to(torch.float64).numpy()
+    return {
+        "shape": tuple(int(d) for d in x.shape),
+        "numel": int(x.numel()),
+        "spec_label": spec.label(),
+        "edges": edges.astype(np.float32),
+        "float_counts": counts_f,
+        "quant_counts": counts_q,
+        "err_edges": err_edges.astype(np.float32),
+        "err_counts": err_counts,
+        "grid": levels.astype(np.float32) if levels.size <= MAX_GRID_LEVELS else None,
+        "grid_size": int(levels.size),
+        "grid_block": widest,
+        "num_blocks": int(rep.block_min.size),
+        "clip_lo": float(rep.block_clip_lo[widest]),
+        "clip_hi": float(rep.block_clip_hi[widest]),
+        "scale": (float(scale.min()), float(np.median(scale)), float(scale.max())),
+        "zero_point": (float(zero_point.min()), float(np.median(zero_point)), float(zero_point.max())),
+        "levels_used": rep.levels_used,
+        "levels_available": rep.levels_available,
+        "fraction_clipped": rep.fraction_clipped,
+        "mse": rep.mse,
+        "sqnr_db": rep.sqnr_db,
+        "max_abs_error": rep.max_abs_error,
+        "blocks": blocks,
+    }
+
+
+# --- error curves ------------------------------------------------------------------------------------------
+
+
+def curve_label(scheme: str, granularity: str, group_size: int = 64) -> str:
+    gran = {"tensor": "per-tensor", "channel": "per-channel", "group": f"per-group({group_size})"}[granularity]
+    return f"{scheme} · {gran}"
+
+
+def _curve_sample(x: torch.Tensor, spec: QuantSpec) -> tuple[torch.Tensor, str | None]:
+    """For bit-dependent calibrations on big tensors: an evenly spaced subset of whole rows (channels and
+    groups stay intact), and a note saying so."""
+    if spec.calibration not in ("mse", "entropy") or x.numel() <= CURVE_MAX_VALUES:
+        return x, None
+    axis = spec.axis if spec.granularity == "channel" else 0
+    if x.dim() < 2:
+        stride = math.ceil(x.numel() / CURVE_MAX_VALUES)
+        return x[::stride], f"every {stride}th value"
+    n_rows = x.shape[axis]
+    per_row = x.numel() // n_rows
+    keep = max(1, min(n_rows, CURVE_MAX_VALUES // max(per_row, 1)))
+    idx = torch.linspace(0, n_rows - 1, keep).round().long().unique()
+    sub = x.index_select(axis, idx)
+    return sub, f"{idx.numel()} of {n_rows} rows, evenly spaced"
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def curve(model: str, layer: str, kind: str, key: str) -> tuple[pd.DataFrame, str | None]:
+    """``quantlib.error_curve`` over bits 2-16 for one scheme × granularity (the key's bits are ignored)."""
+    spec = spec_for(model, layer, kind, spec_from_key(key))
+    x = tensor_for(model, layer, kind, spec)
+    sample_x, note = _curve_sample(x, spec)
+    return error_curve(sample_x, spec), note
+
+
+@st.cache_data(max_entries=128, show_spinner=False)
+def point(model: str, layer: str, kind: str, key: str) -> dict[str, float]:
+    """MSE and SQNR of one spec on the whole tensor (fp8 / nf4 points on the curves chart)."""
+    spec = spec_for(model, layer, kind, spec_from_key(key))
+    rep = summarize(tensor_for(model, layer, kind, spec), spec)
+    return {"bits": spec.bits, "mse": rep.mse, "sqnr_db": rep.sqnr_db}
+
+
+@st.cache_data(max_entries=128, show_spinner=False)
+def clip_curve(model: str, layer: str, kind: str, key: str) -> tuple[pd.DataFrame, float]:
+    """MSE vs clip ratio at the key's bit width, and the ratio the key's calibration method picks."""
+    spec = spec_for(model, layer, kind, spec_from_key(key))
+    x = tensor_for(model, layer, kind, spec)
+    return clip_sweep(x, spec), calibrated_clip_ratio(x, spec)
+
+
+# --- output drift ------------------------------------------------------------------------------------------
+
+
+@st.cache_data(max_entries=8, show_spinner="Running the float model…")
+def reference_outputs(model: str) -> torch.Tensor:
+    """The float model's outputs on the evaluation inputs (the drift reference)."""
+    sm = sample(model)
+    return sm.run(sm.model).detach().clone()
+
+
+def weight_specs(model: str, layers_: list[str], spec: QuantSpec) -> tuple[dict[str, QuantSpec], list[str]]:
+    """One spec per layer, with a per-group size that every layer can take, and notes on what was adapted.
+
+    A group size must divide a layer's rows; where it does not, the largest size below it that does is used
+    (or per-channel when none is), rather than refusing to quantize the whole model.
+    """
+    out, notes = {}, []
+    for info in layers(model):
+        if info.name not in layers_:
+            continue
+        s = spec
+        if spec.granularity == "group":
+            row = info.numel // info.shape[0]
+            if row % spec.group_size:
+                fits = [g for g in range(spec.group_size, 1, -1) if row % g == 0]
+                s = spec.replace(group_size=fits[0]) if fits else spec.replace(granularity="channel")
+                what = f"group size {fits[0]}" if fits else "per-channel"
+                notes.append(f"{info.name or 'root'}: rows of {row} values, {what} instead")
+        out[info.name] = s
+    return out, notes
+
+
+def build_quantized(model: str, layers_: list[str], target: str, spec: QuantSpec) -> tuple[torch.nn.Module, list[str]]:
+    """A quantized *copy* of the sample model (weights, activations or both of ``layers_``)."""
+    sm = sample(model)
+    wspecs, notes = weight_specs(model, layers_, spec)
+    if target == "weights":
+        return quantize_weights(sm.model, wspecs), notes
+    return (
+        quantize_model(
+            sm.model,
+            weight_spec=wspecs if target == "both" else None,
+            act_spec=spec,
+            calibration_inputs=sm.calibration_inputs,
+            layers=layers_,
+        ),
+        notes,
+    )
+
+
+def _subsample_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if a.size <= MAX_SCATTER:
+        return a, b
+    idx = np.random.default_rng(0).choice(a.size, MAX_SCATTER, replace=False)
+    idx.sort()
+    return a[idx], b[idx]
+
+
+@st.cache_data(max_entries=128, show_spinner=False)
+def drift_point(model: str, scope: str, layer: str, target: str, key: str) -> dict[str, Any]:
+    """Quantize the model (all layers, or only ``layer``), run it on the evaluation set and compare.
+
+    Returns the drift report's scalars and per-example arrays, a subsample of (float, quantized) output pairs,
+    the task metrics and the weight storage size, plus how long it took (to decide whether a sweep of several
+    bit widths can run without asking).
+    """
+    start = time.perf_counter()
+    sm = sample(model)
+    spec = spec_from_key(key)
+    chosen = [i.name for i in layers(model)] if scope == "all" else [layer]
+    quantized, notes = build_quantized(model, chosen, target, spec)
+    outputs = sm.run(quantized)
+    reference = reference_outputs(model)
+    report = output_drift(reference, outputs, classifier=sm.task == "classification")
+    task_metrics = sm.evaluate(quantized)
+    ref_np = reference.detach().to(torch.float32).reshape(-1).numpy()
+    out_np = outputs.detach().to(torch.float32).reshape(-1).numpy()
+    xs, ys = _subsample_pairs(ref_np, out_np)
+    wspecs, _ = weight_specs(model, chosen, spec)
+    size = model_size_bytes(sm.model, wspecs) if target != "activations" else model_size_bytes(sm.model)
+    return {
+        "report": report.as_dict(),
+        "per_example_mse": report.per_example_mse.astype(np.float64),
+        "per_example_cosine": None
+        if report.per_example_cosine is None
+        else np.asarray(report.per_example_cosine, dtype=np.float64),
+        "scatter_float": xs,
+        "scatter_quant": ys,
+        "n_outputs": int(ref_np.size),
+        "metrics": task_metrics,
+        "size_bytes": int(size),
+        "float_size_bytes": int(model_size_bytes(sm.model)),
+        "notes": notes,
+        "seconds": time.perf_counter() - start,
+    }

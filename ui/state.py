@@ -1,0 +1,535 @@
+"""The shared sidebar controls, bound to query parameters: the URL *is* the state.
+
+Every control is a Streamlit widget whose key is its query-parameter name and which is created with
+``bind="query-params"`` (native in Streamlit 1.67): opening a link seeds the widgets, moving a widget rewrites
+the address bar, and the parameters survive page switches. Streamlit drops a link value that its widget cannot
+take (``bits=99``, an unknown layer) and the widget falls back to its default. What it does not do is *say so*,
+so this module snapshots the raw link on a session's first run and, once the page has run, compares it with
+what the widgets resolved to (:func:`link_problems`): every value that was not used verbatim is listed in a
+visible notice.
+
+Constraints between controls are encoded in the widgets' options, so Streamlit's own validation enforces them
+and a bad combination in a link is reported like any other bad value: fp8 / nf4 offer only the symmetric
+scheme and nearest rounding (and switch the bit slider off), and the group-size choices are the divisors of
+the chosen layer's row length.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from urllib.parse import urlencode, urlparse
+
+import streamlit as st
+
+from quantlib import QuantSpec
+from quantlib.model import LayerInfo
+from quantlib.spec import (
+    CALIBRATIONS,
+    FIXED_BITS,
+    FORMATS,
+    GRANULARITIES,
+    MAX_BITS,
+    MIN_BITS,
+    ROUNDINGS,
+    SCHEMES,
+)
+
+from . import data
+
+#: The shared controls, in sidebar order; each is a widget key and the query parameter of the same name.
+PARAMS: tuple[str, ...] = (
+    "model",
+    "layer",
+    "target",
+    "format",
+    "bits",
+    "scheme",
+    "granularity",
+    "group_size",
+    "calibration",
+    "percentile",
+    "rounding",
+)
+#: Page-local controls that are bound to the URL too (a shared link reproduces them on their page).
+PAGE_PARAMS: dict[str, str] = {
+    "log": "true or false",
+    "only_layer": "true or false",
+}
+#: Streamlit's own parameters, never ours to judge.
+_STREAMLIT_PARAMS = {"embed", "embed_options"}
+
+TARGETS: tuple[str, ...] = ("weights", "activations", "both")
+DEFAULT_MODEL = "digits-mlp"
+DEFAULT_BITS = 8
+DEFAULT_PERCENTILE = 99.99
+DEFAULT_GROUP_SIZE = 64
+#: Where a model's first layer is a poor first view (MiniLM's is an 11.7 M-value embedding table).
+DEFAULT_LAYER: dict[str, str] = {"minilm": "bert.encoder.layer.0.attention.self.query"}
+#: Layers above this size are not picked as a default: the first view should be quick.
+_DEFAULT_LAYER_MAX_NUMEL = 1_000_000
+#: ``list_layers`` names a model that *is* a single layer ``""``; an empty URL value reads as "no value", so the
+#: URL and the menu call it this instead.
+ROOT_LAYER_TOKEN = "root"
+
+_CHECKED_KEY = "_qe_link_checked"
+_NOTICE_KEY = "_qe_link_notice"
+_CONTROLS_KEY = "_qe_controls"
+_PAGE_KEYS = "_qe_page_keys"
+_RUN_START = "_qe_run_start"
+_LOG = logging.getLogger("quantization_explorer")
+
+FORMAT_HELP = (
+    "**int**: uniform integer grid · **pow2**: int grid with the scale rounded up to a power of two "
+    "(shift-only hardware) · **fp8_e4m3 / fp8_e5m2**: 8-bit floats, dense near zero · **nf4**: the 16 "
+    "NormalFloat levels of QLoRA, placed at normal quantiles."
+)
+
+
+@dataclass(frozen=True)
+class Controls:
+    """The resolved sidebar settings of one run (what the widgets hold, after any adaptation)."""
+
+    model: str
+    layer: str
+    bits: int
+    scheme: str
+    granularity: str
+    group_size: int
+    calibration: str
+    percentile: float
+    rounding: str
+    format: str
+    target: str
+
+    @property
+    def fixed_bits(self) -> int | None:
+        """The width a fixed-width format imposes (8 for fp8, 4 for nf4), else None."""
+        return FIXED_BITS.get(self.format)
+
+    @property
+    def effective_bits(self) -> int:
+        return self.fixed_bits or self.bits
+
+    @property
+    def wants_weights(self) -> bool:
+        return self.target in ("weights", "both")
+
+    @property
+    def wants_activations(self) -> bool:
+        return self.target in ("activations", "both")
+
+    def spec(self) -> QuantSpec:
+        """The QuantSpec these settings describe (layer-independent: the axis is set per layer later)."""
+        return QuantSpec(
+            bits=self.effective_bits,
+            scheme=self.scheme,
+            granularity=self.granularity,
+            group_size=self.group_size,
+            calibration=self.calibration,
+            percentile=float(self.percentile),
+            rounding=self.rounding,
+            format=self.format,
+        )
+
+    def as_params(self) -> dict[str, str]:
+        """The settings as query-parameter strings, as a shared link spells them."""
+        out = {k: str(v) for k, v in asdict(self).items()}
+        out["layer"] = layer_token(self.layer)
+        out["percentile"] = format_number(self.percentile)
+        return out
+
+
+# --- small pure helpers (tested without Streamlit) -------------------------------------------------------
+
+
+def layer_token(name: str) -> str:
+    """The menu / URL spelling of a layer name (the root module ``""`` becomes ``root``)."""
+    return name if name else ROOT_LAYER_TOKEN
+
+
+def layer_name(token: str, infos: Sequence[LayerInfo]) -> str:
+    """Inverse of :func:`layer_token` for the layers of one model."""
+    names = {layer_token(i.name): i.name for i in infos}
+    return names[token]
+
+
+def default_layer(model: str, infos: Sequence[LayerInfo]) -> int:
+    """Index of the layer shown when a link does not name one: a known good one, else the first small one."""
+    names = [i.name for i in infos]
+    if model in DEFAULT_LAYER and DEFAULT_LAYER[model] in names:
+        return names.index(DEFAULT_LAYER[model])
+    for i, info in enumerate(infos):
+        if info.numel <= _DEFAULT_LAYER_MAX_NUMEL:
+            return i
+    return 0
+
+
+def group_row_length(info: LayerInfo) -> int:
+    """Length of the rows that per-group quantization cuts into groups.
+
+    ``quantlib.model`` groups a conv weight along its flattened input dimension (``in · kh · kw``) and a
+    Linear / Embedding weight along its last axis: both are ``numel / out_channels``.
+    """
+    return info.numel // info.shape[0] if info.shape and info.shape[0] else max(info.numel, 1)
+
+
+def group_sizes(info: LayerInfo) -> list[int]:
+    """Group sizes that divide the layer's rows (2 up to the whole row), so per-group always works."""
+    n = group_row_length(info)
+    sizes = {d for k in range(1, math.isqrt(n) + 1) if n % k == 0 for d in (k, n // k)}
+    sizes.discard(1)
+    return sorted(sizes) or [n]
+
+
+def default_group_size(sizes: Sequence[int]) -> int:
+    """64 where it divides, else the largest size below it, else the smallest there is."""
+    if DEFAULT_GROUP_SIZE in sizes:
+        return DEFAULT_GROUP_SIZE
+    below = [s for s in sizes if s < DEFAULT_GROUP_SIZE]
+    return max(below) if below else min(sizes)
+
+
+def format_number(x: float) -> str:
+    """A float as a short URL string: ``99.99`` not ``99.98999999999999``, ``100`` not ``100.0``."""
+    text = f"{x:.6g}"
+    return text
+
+
+def same_value(raw: str, value: object) -> bool:
+    """Whether a raw link string denotes exactly ``value`` (the widget used it verbatim)."""
+    if isinstance(value, bool):
+        return raw.strip().lower() == str(value).lower()
+    if isinstance(value, int):
+        return re.fullmatch(r"\s*[+-]?\d+\s*", raw) is not None and int(raw) == value
+    if isinstance(value, float):
+        try:
+            return math.isclose(float(raw), value, rel_tol=1e-9, abs_tol=1e-12)
+        except ValueError:
+            return False
+    return raw == str(value)
+
+
+def allowed_text(param: str, controls: Controls, info: LayerInfo | None, model_names: Sequence[str]) -> str:
+    """Plain words for what ``param`` accepts in the current context (the reason in the link notice)."""
+    fixed = controls.fixed_bits is not None
+    texts = {
+        "model": "one of " + ", ".join(model_names),
+        "layer": f"not a layer of {controls.model}",
+        "format": "one of " + ", ".join(FORMATS),
+        "bits": f"a whole number from {MIN_BITS} to {MAX_BITS}",
+        "scheme": f"{controls.format} is a symmetric format" if fixed else "symmetric or asymmetric",
+        "granularity": "tensor, channel or group",
+        "group_size": (
+            f"must divide {group_row_length(info)}, the row length of this layer" if info else "a divisor of the row"
+        ),
+        "calibration": "one of " + ", ".join(CALIBRATIONS),
+        "percentile": "a number above 50 and at most 100",
+        "rounding": f"{controls.format} always rounds to nearest" if fixed else "one of " + ", ".join(ROUNDINGS),
+        "target": "weights, activations or both",
+    }
+    return texts.get(param) or PAGE_PARAMS.get(param, "not a setting of this app")
+
+
+def link_problems(
+    raw: Mapping[str, str],
+    resolved: Mapping[str, object],
+    controls: Controls,
+    info: LayerInfo | None,
+    model_names: Sequence[str],
+) -> list[str]:
+    """One line per link value that was not used as given: ``raw`` from the URL, ``resolved`` from the widgets.
+
+    A key the page never rendered (another page's local control) is left alone: it was not judged here.
+    """
+    lines = []
+    for key, value in raw.items():
+        if key in _STREAMLIT_PARAMS:
+            continue
+        if key not in PARAMS and key not in PAGE_PARAMS:
+            lines.append(f"`{key}={value}`: not a setting of this app, ignored")
+            continue
+        if key not in resolved:
+            continue
+        used = resolved[key]
+        shown = layer_token(str(used)) if key == "layer" else used
+        if key == "layer":
+            if value == shown:
+                continue
+        elif same_value(value, used):
+            continue
+        reason = allowed_text(key, controls, info, model_names)
+        lines.append(f"`{key}={value}` ({reason}): using `{shown}`")
+    return lines
+
+
+def share_url(base: str | None, params: Mapping[str, str]) -> str:
+    """The link of this view: the page's URL (from the browser) plus every setting as a query parameter."""
+    query = urlencode(dict(params))
+    if not base:
+        return f"?{query}"
+    base = base.rstrip("?")
+    if not urlparse(base).path:
+        base += "/"  # the default page: http://host:8501/?... rather than http://host:8501?...
+    return f"{base}?{query}"
+
+
+def link_params(controls: Controls, extras: Mapping[str, str] | None = None) -> dict[str, str]:
+    """What a shared link spells out: every shared setting that matters now, plus the page's own controls."""
+    params = controls.as_params()
+    if controls.granularity != "group":
+        params.pop("group_size")
+    if controls.calibration != "percentile":
+        params.pop("percentile")
+    if controls.fixed_bits is not None:
+        params.pop("bits")  # the format fixes the width; keep the link free of a value nobody sees
+    ordered = {k: params[k] for k in PARAMS if k in params}
+    ordered.update(extras or {})
+    return ordered
+
+
+# --- Streamlit side ----------------------------------------------------------------------------------------
+
+
+def _bound(widget, label: str, key: str, **kwargs):  # noqa: ANN001, ANN202 - thin wrapper over st widgets
+    """Create ``widget`` bound to the query parameter ``key`` (the widget key is the parameter name)."""
+    return widget(label, key=key, bind="query-params", **kwargs)
+
+
+def begin_run() -> dict[str, str] | None:
+    """Start of every run: forget last run's page-local widgets; return the raw link on a first run."""
+    st.session_state[_PAGE_KEYS] = []
+    st.session_state[_RUN_START] = time.perf_counter()
+    return snapshot_link()
+
+
+def end_run(page: str) -> None:
+    """End of a full run: with ``QE_TIMING=1`` in the server's environment, log how long the script took.
+
+    The figure that matters for a slider that should feel live, and the one ``benchmarks/bench_app.py`` reads
+    from the server log to separate server time from browser time.
+    """
+    if os.environ.get("QE_TIMING") == "1" and _RUN_START in st.session_state:
+        ms = 1000 * (time.perf_counter() - st.session_state[_RUN_START])
+        _LOG.warning("QE_TIMING run page=%s ms=%.1f", page or "tensor-explorer", ms)
+
+
+def set_current(controls: Controls) -> None:
+    st.session_state[_CONTROLS_KEY] = controls
+
+
+def current() -> Controls:
+    """The shared settings of this run, for the pages (``app.py`` resolves them before running a page)."""
+    return st.session_state[_CONTROLS_KEY]
+
+
+def page_toggle(label: str, key: str, help: str | None = None) -> bool:
+    """A page-local on/off control, bound to the URL like the shared ones (``key`` from PAGE_PARAMS)."""
+    if key not in PAGE_PARAMS:
+        raise KeyError(f"{key!r} is not a page parameter; add it to PAGE_PARAMS")
+    st.session_state.setdefault(_PAGE_KEYS, []).append(key)
+    return bool(st.toggle(label, key=key, bind="query-params", help=help))
+
+
+def _rendered_page_keys() -> list[str]:
+    return [k for k in st.session_state.get(_PAGE_KEYS, []) if k in st.session_state]
+
+
+def snapshot_link() -> dict[str, str] | None:
+    """The raw query parameters on a session's first run; None on later runs (the link was judged once)."""
+    if st.session_state.get(_CHECKED_KEY):
+        return None
+    st.session_state[_CHECKED_KEY] = True
+    return {key: st.query_params[key] for key in st.query_params}
+
+
+def render_sidebar() -> Controls:
+    """Draw the shared controls in the sidebar and return their resolved values."""
+    names = data.model_names()
+    sb = st.sidebar
+    sb.subheader("⚙️ Quantization settings")
+    model = _bound(
+        sb.selectbox,
+        "Model",
+        "model",
+        options=names,
+        index=names.index(DEFAULT_MODEL),
+        help="A small ready model with its own data and task metric.",
+    )
+    sm = data.sample(model)
+    sb.caption(f"**{sm.title}** · task: {sm.task}")
+    with sb.expander("About this model"):
+        st.write(sm.description)
+
+    infos = data.layers(model)
+    tokens = [layer_token(i.name) for i in infos]
+    token = _bound(
+        sb.selectbox,
+        "Layer",
+        "layer",
+        options=tokens,
+        index=default_layer(model, infos),
+        help="The layer whose weights (and input activations) the pages look at.",
+    )
+    info = infos[tokens.index(token)]
+    shape = "×".join(str(d) for d in info.shape)
+    sb.caption(f"{info.kind} · weight {shape} · {info.numel:,} parameters")
+    target = _bound(
+        sb.radio,
+        "Quantize",
+        "target",
+        options=list(TARGETS),
+        index=0,
+        horizontal=True,
+        help="Weights, the layer's input activations (one static range per tensor, calibrated on sample "
+        "inputs), or both.",
+    )
+
+    fmt = _bound(sb.selectbox, "Number format", "format", options=list(FORMATS), index=0, help=FORMAT_HELP)
+    fixed = FIXED_BITS.get(fmt)
+    bits = _bound(
+        sb.slider,
+        "Bit width",
+        "bits",
+        min_value=MIN_BITS,
+        max_value=MAX_BITS,
+        value=DEFAULT_BITS,
+        disabled=fixed is not None,
+        help="Width of the integer grid: b bits give 2^b levels.",
+    )
+    if fixed is not None:
+        sb.caption(f"{fmt} is always {fixed} bits wide: the slider applies to int and pow2.")
+    scheme = _bound(
+        sb.radio,
+        "Scheme",
+        "scheme",
+        options=["symmetric"] if fixed else list(SCHEMES),
+        index=0,
+        horizontal=True,
+        disabled=fixed is not None,
+        help="Symmetric: zero point 0, grid centred on zero. Asymmetric: the grid is shifted to fit [min, max].",
+    )
+    granularity = _bound(
+        sb.radio,
+        "Granularity (one scale per …)",
+        "granularity",
+        options=list(GRANULARITIES),
+        index=0,
+        horizontal=True,
+        help="tensor: one scale for all weights · channel: one per output channel (row) · group: one per "
+        "block of group-size consecutive weights in a row.",
+    )
+    if target == "activations":
+        sb.caption("Activations always get one range per tensor: granularity applies to weights.")
+    sizes = group_sizes(info)
+    group_size = _bound(
+        sb.selectbox,
+        "Group size",
+        "group_size",
+        options=sizes,
+        index=sizes.index(default_group_size(sizes)),
+        disabled=granularity != "group",
+        help=f"Weights per group; the choices divide this layer's rows ({group_row_length(info)} values).",
+    )
+    calibration = _bound(
+        sb.selectbox,
+        "Range calibration",
+        "calibration",
+        options=list(CALIBRATIONS),
+        index=0,
+        help="How [lo, hi] is chosen: minmax never clips; percentile ignores the rarest values; mse picks "
+        "the clip with the lowest error; entropy (KL) keeps the histogram's shape.",
+    )
+    percentile = _bound(
+        sb.number_input,
+        "Percentile",
+        "percentile",
+        min_value=50.01,
+        max_value=100.0,
+        value=DEFAULT_PERCENTILE,
+        step=0.01,
+        format="%.3f",
+        disabled=calibration != "percentile",
+        help="For percentile calibration: the share of |values| kept inside the range.",
+    )
+    rounding = _bound(
+        sb.radio,
+        "Rounding",
+        "rounding",
+        options=["nearest"] if fixed else list(ROUNDINGS),
+        index=0,
+        horizontal=True,
+        disabled=fixed is not None,
+        help="nearest (ties to even) · truncate (toward zero) · stochastic (random, unbiased on average).",
+    )
+    if fixed is not None:
+        sb.caption(f"{fmt} is symmetric and rounds to the nearest value, so scheme and rounding are fixed.")
+    return Controls(
+        model=model,
+        layer=info.name,
+        bits=int(bits),
+        scheme=scheme,
+        granularity=granularity,
+        group_size=int(group_size),
+        calibration=calibration,
+        percentile=float(percentile),
+        rounding=rounding,
+        format=fmt,
+        target=target,
+    )
+
+
+def check_link(raw: Mapping[str, str] | None, controls: Controls) -> None:
+    """Judge the first run's link against the resolved widgets and remember the notice for this session."""
+    if raw is None:
+        return
+    infos = data.layers(controls.model)
+    info = next((i for i in infos if i.name == controls.layer), None)
+    resolved = {k: st.session_state[k] for k in (*PARAMS, *_rendered_page_keys()) if k in st.session_state}
+    if "layer" in resolved:
+        resolved["layer"] = controls.layer
+    problems = link_problems(raw, resolved, controls, info, data.model_names())
+    if problems:
+        st.session_state[_NOTICE_KEY] = problems
+
+
+def show_link_notice(container) -> None:  # noqa: ANN001 - a Streamlit container
+    """The visible notice listing link values that were ignored, until the user dismisses it."""
+    problems = st.session_state.get(_NOTICE_KEY)
+    if not problems:
+        return
+    with container:
+        st.warning(
+            "Some settings in this link could not be used, so defaults were taken instead:\n\n"
+            + "\n".join(f"- {p}" for p in problems),
+            icon="⚠️",
+        )
+        if st.button("Dismiss", key="_qe_dismiss_notice"):
+            st.session_state.pop(_NOTICE_KEY, None)
+            st.rerun()
+
+
+def page_extras() -> dict[str, str]:
+    """The page-local bound controls rendered on this run, spelled for a link."""
+    extras = {}
+    for key in _rendered_page_keys():
+        value = st.session_state[key]
+        if value:
+            extras[key] = str(value).lower() if isinstance(value, bool) else str(value)
+    return extras
+
+
+def render_share(container, controls: Controls) -> None:  # noqa: ANN001 - a Streamlit container
+    """The "share this view" affordance: the full link of this page with every setting spelled out."""
+    url = share_url(st.context.url, link_params(controls, page_extras()))
+    with container.expander("🔗 Share this view"):
+        st.code(url, language=None, wrap_lines=True)
+        st.caption(
+            "Send this link: it opens this page with these settings. The address bar always holds the same "
+            "state (settings left at their defaults are omitted there)."
+        )
