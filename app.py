@@ -18,7 +18,13 @@ data.configure_torch()
 
 # Emoji icons only: ":material/...:" icons would make the browser fetch an icon font.
 PAGES = [
-    st.Page("app_pages/tensor_explorer.py", title="Tensor explorer", icon="🔬", url_path="tensor-explorer", default=True),
+    st.Page("app_pages/tensor_explorer.py", title="Tensor explorer", icon="🔬", url_path="start", default=True),
+    # The default page is served at "/": this hidden twin makes "/tensor-explorer?..." links work too, instead of
+    # Streamlit's "page not found" dialog.
+    st.Page(
+        "app_pages/tensor_explorer.py", title="Tensor explorer", icon="🔬", url_path="tensor-explorer",
+        visibility="hidden",
+    ),
     st.Page("app_pages/error_curves.py", title="Error curves", icon="📉", url_path="error-curves"),
     st.Page("app_pages/output_drift.py", title="Output drift", icon="🎯", url_path="output-drift"),
 ]

@@ -105,6 +105,15 @@ def test_first_request_to_a_fresh_server_can_be_a_deep_link_to_another_page(brow
             p.close()
 
 
+def test_a_link_naming_the_default_page_opens_it_without_a_not_found_dialog(server, page):
+    page.goto(f"{server.url}/tensor-explorer?model=digits-cnn&bits=3")
+    wait_charts(page, 1)
+    assert "Tensor explorer" in heading(page)
+    assert "Page not found" not in page.content()
+    assert selectbox_text(page, "Model") == "digits-cnn"
+    assert bits_slider(page).get_attribute("aria-valuetext") == "3"
+
+
 def test_a_shared_link_sets_the_controls_and_renders_the_charts(server, page):
     page.goto(f"{server.url}/error-curves?model=digits-mlp&layer=fc2&bits=3&scheme=asymmetric&calibration=mse")
     wait_charts(page, 2)
