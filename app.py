@@ -27,6 +27,7 @@ PAGES = [
     ),
     st.Page("app_pages/error_curves.py", title="Error curves", icon="📉", url_path="error-curves"),
     st.Page("app_pages/output_drift.py", title="Output drift", icon="🎯", url_path="output-drift"),
+    st.Page("app_pages/your_model.py", title="Your model", icon="📤", url_path="your-model"),
 ]
 
 page = st.navigation(PAGES)

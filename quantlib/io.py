@@ -333,7 +333,8 @@ def load_tensors(
     data = bytes(data)
     name = PurePath(str(filename)).name or "the file"
     if len(data) > max_bytes:
-        raise UploadError(f'"{name}" is {_size(len(data))}; the limit is {_size(max_bytes)}.')
+        over = f"{_size(len(data))} ({len(data):,} bytes)"
+        raise UploadError(f'"{name}" is {over}; the limit is {_size(max_bytes)} ({max_bytes:,} bytes).')
     suffix = PurePath(name).suffix.lower()
     if suffix not in EXTENSIONS:
         raise UploadError(f'"{name}" is not a model file: expected a .safetensors, .pt, .pth or .bin file.')
