@@ -29,7 +29,16 @@ import streamlit as st
 import torch
 
 import sample_models
-from quantlib import QuantSpec, calibrated_clip_ratio, clip_sweep, error_curve, grid, histogram, summarize
+from quantlib import (
+    QuantReport,
+    QuantSpec,
+    calibrated_clip_ratio,
+    clip_sweep,
+    error_curve,
+    grid,
+    histogram,
+    summarize,
+)
 from quantlib.model import (
     LayerInfo,
     activation_spec,
@@ -181,17 +190,14 @@ def _channel_rows(x: torch.Tensor, axis: int) -> torch.Tensor:
     return x.movedim(axis, 0).reshape(x.shape[axis], -1)
 
 
-@st.cache_data(max_entries=128, show_spinner=False)
-def tensor_view(model: str, layer: str, kind: str, key: str) -> dict[str, Any]:
-    """Everything the tensor explorer draws for one tensor and one spec, as small arrays.
+def reduce_view(x: torch.Tensor, spec: QuantSpec) -> tuple[dict[str, Any], QuantReport]:
+    """What the value and error charts and the stats panel draw for one tensor at ``spec``, as small arrays.
 
-    Histogram counts of the float and dequantized values on shared bins, the grid of the block with the widest
-    range (its own scale), that block's clip range, the error histogram, the headline numbers of
-    ``quantlib.summarize`` and per-block ranges and errors (per-channel ranges under a per-tensor spec, to show
-    what one shared range costs the narrow channels).
+    Pure and uncached, so session-private tensors (uploads) can use it without touching a shared cache. Returns
+    the view (histogram counts of the float and dequantized values on shared bins, the grid of the block with
+    the widest range, that block's clip range, the error histogram and ``quantlib.summarize``'s headline numbers)
+    and the report it came from.
     """
-    spec = spec_for(model, layer, kind, spec_from_key(key))
-    x = tensor_for(model, layer, kind, spec)
     rep = summarize(x, spec)
     xf = x.detach().reshape(-1).to(torch.float32)
     xh = rep.x_hat.reshape(-1).to(torch.float32)
@@ -199,33 +205,12 @@ def tensor_view(model: str, layer: str, kind: str, key: str) -> dict[str, Any]:
     hi = float(torch.maximum(xf.max(), xh.max()))
     counts_f, edges = histogram(xf, HIST_BINS, (lo, hi))
     counts_q, _ = histogram(xh, HIST_BINS, (lo, hi))
-    err = xh - xf
-    err_counts, err_edges = histogram(err, ERROR_BINS)
-
-    # Blocks: the spec's own (channels / groups), or the channels of the tensor under a shared range.
-    if spec.granularity == "tensor":
-        rows = _channel_rows(x.detach().to(torch.float32), feature_axis(model, layer, kind))
-        rows_hat = _channel_rows(rep.x_hat.to(torch.float32), feature_axis(model, layer, kind))
-        bmin, bmax = torch.aminmax(rows, dim=1)
-        bmse = (rows_hat - rows).double().square().mean(dim=1)
-        n = rows.shape[0]
-        blocks = _reduce_blocks(
-            bmin.numpy(),
-            bmax.numpy(),
-            np.full(n, float(rep.block_clip_lo[0])),
-            np.full(n, float(rep.block_clip_hi[0])),
-            bmse.numpy(),
-        )
-        blocks["unit"] = "channel"
-    else:
-        blocks = _reduce_blocks(rep.block_min, rep.block_max, rep.block_clip_lo, rep.block_clip_hi, rep.block_mse)
-        blocks["unit"] = "channel" if spec.granularity == "channel" else "group"
-
+    err_counts, err_edges = histogram(xh - xf, ERROR_BINS)
     widest = int(np.argmax(rep.block_max - rep.block_min)) if rep.block_min.size > 1 else 0
     levels = grid(spec, rep.qparams, widest).numpy()
     scale = rep.qparams.scale.reshape(-1).to(torch.float64).numpy()
     zero_point = rep.qparams.zero_point.reshape(-1).to(torch.float64).numpy()
-    return {
+    view = {
         "shape": tuple(int(d) for d in x.shape),
         "numel": int(x.numel()),
         "spec_label": spec.label(),
@@ -248,8 +233,39 @@ def tensor_view(model: str, layer: str, kind: str, key: str) -> dict[str, Any]:
         "mse": rep.mse,
         "sqnr_db": rep.sqnr_db,
         "max_abs_error": rep.max_abs_error,
-        "blocks": blocks,
     }
+    return view, rep
+
+
+@st.cache_data(max_entries=128, show_spinner=False)
+def tensor_view(model: str, layer: str, kind: str, key: str) -> dict[str, Any]:
+    """Everything the tensor explorer draws for one layer's tensor and one spec: :func:`reduce_view` plus
+    per-block ranges and errors (per-channel ranges under a per-tensor spec, to show what one shared range
+    costs the narrow channels)."""
+    spec = spec_for(model, layer, kind, spec_from_key(key))
+    x = tensor_for(model, layer, kind, spec)
+    view, rep = reduce_view(x, spec)
+
+    # Blocks: the spec's own (channels / groups), or the channels of the tensor under a shared range.
+    if spec.granularity == "tensor":
+        rows = _channel_rows(x.detach().to(torch.float32), feature_axis(model, layer, kind))
+        rows_hat = _channel_rows(rep.x_hat.to(torch.float32), feature_axis(model, layer, kind))
+        bmin, bmax = torch.aminmax(rows, dim=1)
+        bmse = (rows_hat - rows).double().square().mean(dim=1)
+        n = rows.shape[0]
+        blocks = _reduce_blocks(
+            bmin.numpy(),
+            bmax.numpy(),
+            np.full(n, float(rep.block_clip_lo[0])),
+            np.full(n, float(rep.block_clip_hi[0])),
+            bmse.numpy(),
+        )
+        blocks["unit"] = "channel"
+    else:
+        blocks = _reduce_blocks(rep.block_min, rep.block_max, rep.block_clip_lo, rep.block_clip_hi, rep.block_mse)
+        blocks["unit"] = "channel" if spec.granularity == "channel" else "group"
+    view["blocks"] = blocks
+    return view
 
 
 # --- error curves ------------------------------------------------------------------------------------------

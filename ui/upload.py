@@ -25,17 +25,17 @@ from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 import torch
 
-from quantlib import QuantSpec, error_curve, grid, histogram, summarize
+from quantlib import QuantSpec, error_curve
 from quantlib.io import DEFAULT_MAX_TENSORS, UploadedTensors, UploadError, load_tensors
 from quantlib.model import LayerInfo, weight_storage
 from quantlib.spec import SCHEMES
 
-from .data import ERROR_BINS, HIST_BINS, MAX_GRID_LEVELS, curve_label, spec_key
+from . import data
+from .data import curve_label, spec_key
 
 _LOG = logging.getLogger("quantization_explorer")
 T = TypeVar("T")
@@ -337,46 +337,12 @@ def plan(name: str, shape: tuple[int, ...], spec: QuantSpec, offered: Sequence[i
 def tensor_view(x: torch.Tensor, spec: QuantSpec) -> dict[str, Any]:
     """Histogram counts, grid, clip range, error counts and ``summarize``'s numbers of one tensor at ``spec``.
 
-    ``x`` is already in the analysed shape (see :func:`plan`). The keys match what ``ui.figures`` and
-    ``ui.components.stats_panel`` read (the tensor explorer's view, without its per-block chart). Raises
-    ``ValueError`` (from quantlib) for what cannot be quantized: NaN / Inf values, an empty tensor.
+    ``x`` is already in the analysed shape (see :func:`plan`). The same view the tensor explorer draws, without
+    its per-block chart, computed by the uncached :func:`ui.data.reduce_view` so nothing of an upload reaches a
+    cache shared between sessions. Raises ``ValueError`` (from quantlib) for what cannot be quantized: NaN / Inf
+    values, an empty tensor.
     """
-    rep = summarize(x, spec)
-    xf = x.detach().reshape(-1).to(torch.float32)
-    xh = rep.x_hat.reshape(-1).to(torch.float32)
-    lo = float(torch.minimum(xf.min(), xh.min()))
-    hi = float(torch.maximum(xf.max(), xh.max()))
-    counts_f, edges = histogram(xf, HIST_BINS, (lo, hi))
-    counts_q, _ = histogram(xh, HIST_BINS, (lo, hi))
-    err_counts, err_edges = histogram(xh - xf, ERROR_BINS)
-    widest = int(np.argmax(rep.block_max - rep.block_min)) if rep.block_min.size > 1 else 0
-    levels = grid(spec, rep.qparams, widest).numpy()
-    scale = rep.qparams.scale.reshape(-1).to(torch.float64).numpy()
-    zero_point = rep.qparams.zero_point.reshape(-1).to(torch.float64).numpy()
-    return {
-        "shape": tuple(int(d) for d in x.shape),
-        "numel": int(x.numel()),
-        "spec_label": spec.label(),
-        "edges": edges.astype(np.float32),
-        "float_counts": counts_f,
-        "quant_counts": counts_q,
-        "err_edges": err_edges.astype(np.float32),
-        "err_counts": err_counts,
-        "grid": levels.astype(np.float32) if levels.size <= MAX_GRID_LEVELS else None,
-        "grid_size": int(levels.size),
-        "grid_block": widest,
-        "num_blocks": int(rep.block_min.size),
-        "clip_lo": float(rep.block_clip_lo[widest]),
-        "clip_hi": float(rep.block_clip_hi[widest]),
-        "scale": (float(scale.min()), float(np.median(scale)), float(scale.max())),
-        "zero_point": (float(zero_point.min()), float(np.median(zero_point)), float(zero_point.max())),
-        "levels_used": rep.levels_used,
-        "levels_available": rep.levels_available,
-        "fraction_clipped": rep.fraction_clipped,
-        "mse": rep.mse,
-        "sqnr_db": rep.sqnr_db,
-        "max_abs_error": rep.max_abs_error,
-    }
+    return data.reduce_view(x, spec)[0]
 
 
 def curve_sample(x: torch.Tensor, spec: QuantSpec, max_values: int) -> tuple[torch.Tensor, str | None]:
