@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ast
 import functools
-import hashlib
 import json
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 import torch
+from model_hash import state_hash
 from streamlit.testing.v1 import AppTest
 
 import sample_models
@@ -46,20 +46,6 @@ PAGES = {
 MODELS = sample_models.names()
 MAX_CHART_BYTES = 30_000
 TIMEOUT = 300  # seconds for one script run: MiniLM's first whole-model run on a busy 2-core machine
-
-
-def state_hash(model: torch.nn.Module) -> str:
-    """SHA-256 of every tensor of the state dict (names, dtypes, shapes, bytes), plus hooks and mode."""
-    h = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        t = tensor.detach().cpu().contiguous()
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    hooks = sum(
-        len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) for m in model.modules()
-    )
-    h.update(f"hooks={hooks}|training={model.training}".encode())
-    return h.hexdigest()
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import ast
 import base64
-import hashlib
 import json
 import math
 import time
@@ -25,6 +24,7 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 import torch
+from model_hash import state_hash
 from streamlit.runtime.scriptrunner_utils.exceptions import StopException
 from streamlit.testing.v1 import AppTest
 
@@ -43,18 +43,6 @@ QAT_PAGE = "app_pages/qat.py"
 WALK_PAGE = "app_pages/walkthrough.py"
 MODELS = sample_models.names()
 TRAINABLE = [m for m in MODELS if sample_models.load(m).train_inputs is not None]
-
-
-def state_hash(model: torch.nn.Module) -> str:
-    """SHA-256 of every tensor of the state dict, plus hooks and mode (as tests/test_app.py does)."""
-    h = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        t = tensor.detach().cpu().contiguous()
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    hooks = sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) for m in model.modules())
-    h.update(f"hooks={hooks}|training={model.training}".encode())
-    return h.hexdigest()
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 
 import pandas as pd
 import pytest
 import torch
+from model_hash import state_hash
 from torch import nn
 
 from quantlib import QuantSpec
@@ -22,14 +22,6 @@ from quantlib.sensitivity import sensitivity_sweep
 
 SPEC = QuantSpec(bits=8, granularity="channel")
 BITS = (2, 3, 4, 6, 8)
-
-
-def state_hash(model: nn.Module) -> str:
-    h = hashlib.sha256()
-    for k, v in sorted(model.state_dict().items()):
-        h.update(k.encode())
-        h.update(v.detach().contiguous().cpu().numpy().tobytes())
-    return h.hexdigest()
 
 
 @pytest.fixture(scope="module")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import threading
 
 import pytest
 import torch
+from model_hash import state_hash
 from torch import nn
 
 from quantlib import QuantSpec, fake_quant, grid
@@ -22,14 +22,6 @@ from quantlib.model import (
     size_breakdown,
     weight_storage,
 )
-
-
-def state_hash(model: nn.Module) -> str:
-    h = hashlib.sha256()
-    for k, v in sorted(model.state_dict().items()):
-        h.update(k.encode())
-        h.update(v.detach().contiguous().cpu().numpy().tobytes())
-    return h.hexdigest()
 
 
 class Mixed(nn.Module):

@@ -14,11 +14,11 @@ The margins asserted below are about half of the measured gains, so a change of 
 
 from __future__ import annotations
 
-import hashlib
 import math
 
 import pytest
 import torch
+from model_hash import state_hash
 from torch import nn
 
 import sample_models
@@ -37,14 +37,6 @@ from quantlib.qat import (
     run_qat,
     train_qat,
 )
-
-
-def state_hash(model: nn.Module) -> str:
-    h = hashlib.sha256()
-    for k, v in sorted(model.state_dict().items()):
-        h.update(k.encode())
-        h.update(v.detach().contiguous().cpu().numpy().tobytes())
-    return h.hexdigest()
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -3,23 +3,15 @@ figures of the sample-models issue hold."""
 
 from __future__ import annotations
 
-import hashlib
 import threading
 
 import pytest
 import torch
+from model_hash import state_hash
 
 import sample_models
 from quantlib import QuantSpec
 from quantlib.model import list_layers, output_drift, quantize_model, quantize_weights
-
-
-def state_hash(model: torch.nn.Module) -> str:
-    h = hashlib.sha256()
-    for k, v in sorted(model.state_dict().items()):
-        h.update(k.encode())
-        h.update(v.detach().contiguous().cpu().numpy().tobytes())
-    return h.hexdigest()
 
 
 @pytest.mark.parametrize("name", sample_models.names())

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
 import warnings
 
 import pytest
 import torch
+from model_hash import state_hash
 from torch import nn
 
 from quantlib.speed import (
@@ -23,14 +23,6 @@ TORCH_AO_MESSAGES = (
     "torch.ao.quantization is deprecated",
     "torch.quantize_per_tensor, torch.quantize_per_channel and other quantized tensor creation functions",
 )
-
-
-def state_hash(model: nn.Module) -> str:
-    h = hashlib.sha256()
-    for k, v in sorted(model.state_dict().items()):
-        h.update(k.encode())
-        h.update(v.detach().contiguous().cpu().numpy().tobytes())
-    return h.hexdigest()
 
 
 def mlp() -> tuple[nn.Module, torch.Tensor]:
