@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -23,3 +25,49 @@ def _quantlib_tests_run_single_threaded(request: pytest.FixtureRequest):
         yield
     finally:
         torch.set_num_threads(before)
+
+
+# --- browser tests (modules marked ``pytest.mark.browser``) --------------------------------------------------
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _require_browser(request: pytest.FixtureRequest) -> None:
+    """Browser modules skip on a developer machine without Chromium or playwright, but FAIL under CI=true:
+    a CI run that silently skipped its browser tests would claim a coverage it does not have."""
+    if request.node.get_closest_marker("browser") is None:
+        return
+    from browser_support import browser_missing
+
+    reason = browser_missing()
+    if reason is None:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"browser tests cannot run under CI=true: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def server():
+    """``streamlit run app.py`` on a free loopback port, for the whole module."""
+    from browser_support import StreamlitServer
+
+    with StreamlitServer() as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium with a fresh profile; every request off this machine is aborted and recorded."""
+    from browser_support import guard_network, launch_browser
+
+    with launch_browser(1280, 800) as context:
+        context.blocked = guard_network(context)  # type: ignore[attr-defined]
+        yield context
+
+
+@pytest.fixture()
+def page(browser):
+    p = browser.new_page()
+    p.set_default_timeout(90_000)
+    yield p
+    p.close()

@@ -11,7 +11,6 @@ that silently skipped its browser tests would claim a coverage it does not have.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -21,9 +20,6 @@ from browser_support import (
     REPO,
     StreamlitServer,
     bits_slider,
-    browser_missing,
-    guard_network,
-    launch_browser,
     wait_charts,
     wait_idle,
 )
@@ -31,37 +27,6 @@ from browser_support import (
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 ARTIFACTS = REPO / "test-artifacts"
 PAGE_TITLES = {"": "Tensor explorer", "error-curves": "Error curves", "output-drift": "Output drift"}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def require_browser() -> None:
-    reason = browser_missing()
-    if reason is None:
-        return
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"browser tests cannot run under CI=true: {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def server():
-    with StreamlitServer() as srv:
-        yield srv
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with launch_browser(1280, 800) as context:
-        context.blocked = guard_network(context)  # type: ignore[attr-defined]
-        yield context
-
-
-@pytest.fixture()
-def page(browser):
-    p = browser.new_page()
-    p.set_default_timeout(90_000)
-    yield p
-    p.close()
 
 
 def sidebar(page):

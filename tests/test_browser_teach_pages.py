@@ -10,39 +10,15 @@ Without Chromium or playwright these tests are skipped on a developer machine, b
 
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
-from browser_support import REPO, StreamlitServer, browser_missing, guard_network, launch_browser, wait_charts
+from browser_support import REPO, wait_charts
 
 from quantlib.walkthrough import trace_value
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 ARTIFACTS = REPO / "test-artifacts"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def require_browser() -> None:
-    reason = browser_missing()
-    if reason is None:
-        return
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"browser tests cannot run under CI=true: {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def server():
-    with StreamlitServer() as srv:
-        yield srv
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with launch_browser(1280, 800) as context:
-        context.blocked = guard_network(context)  # type: ignore[attr-defined]
-        yield context
 
 
 def new_page(browser):

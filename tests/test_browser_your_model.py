@@ -7,7 +7,6 @@ tests/test_browser.py). The screenshot goes to ``test-artifacts/your-model-1280.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -15,10 +14,6 @@ import torch
 from browser_support import (
     JS_CHART_SIGNATURE,
     REPO,
-    StreamlitServer,
-    browser_missing,
-    guard_network,
-    launch_browser,
     wait_charts,
     wait_idle,
 )
@@ -31,37 +26,6 @@ TENSORS = {
     "decoder.proj.bias": (24,),
     "embed.table": (50, 16),
 }
-
-
-@pytest.fixture(scope="module", autouse=True)
-def require_browser() -> None:
-    reason = browser_missing()
-    if reason is None:
-        return
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"browser tests cannot run under CI=true: {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def server():
-    with StreamlitServer() as srv:
-        yield srv
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with launch_browser(1280, 800) as context:
-        context.blocked = guard_network(context)  # type: ignore[attr-defined]
-        yield context
-
-
-@pytest.fixture()
-def page(browser):
-    p = browser.new_page()
-    p.set_default_timeout(90_000)
-    yield p
-    p.close()
 
 
 @pytest.fixture()
