@@ -27,6 +27,8 @@ PAGES = [
     ),
     st.Page("app_pages/error_curves.py", title="Error curves", icon="📉", url_path="error-curves"),
     st.Page("app_pages/output_drift.py", title="Output drift", icon="🎯", url_path="output-drift"),
+    st.Page("app_pages/sensitivity.py", title="Layer sensitivity", icon="🧨", url_path="sensitivity"),
+    st.Page("app_pages/size_speed.py", title="Size & speed", icon="⚡", url_path="size-speed"),
     st.Page("app_pages/qat.py", title="PTQ vs QAT", icon="🏋️", url_path="qat"),
     st.Page("app_pages/walkthrough.py", title="Formula walkthrough", icon="🧮", url_path="walkthrough"),
     st.Page("app_pages/your_model.py", title="Your model", icon="📤", url_path="your-model"),

@@ -60,6 +60,8 @@ PARAMS: tuple[str, ...] = (
 PAGE_PARAMS: dict[str, str] = {
     "log": "true or false",
     "only_layer": "true or false",
+    "sens_view": "one of the three views of the sensitivity page",
+    "avg_bits": "a number of bits per weight from 2 to 8",
 }
 #: Streamlit's own parameters, never ours to judge.
 _STREAMLIT_PARAMS = {"embed", "embed_options"}
@@ -328,12 +330,20 @@ def current() -> Controls:
     return st.session_state[_CONTROLS_KEY]
 
 
-def page_toggle(label: str, key: str, help: str | None = None) -> bool:
-    """A page-local on/off control, bound to the URL like the shared ones (``key`` from PAGE_PARAMS)."""
+def page_widget(widget, label: str, key: str, **kwargs):  # noqa: ANN001, ANN201 - any st widget
+    """A page-local control bound to the URL like the shared ones (``key`` from PAGE_PARAMS).
+
+    It is listed among this run's rendered page controls, so the share link and the link check include it.
+    """
     if key not in PAGE_PARAMS:
         raise KeyError(f"{key!r} is not a page parameter; add it to PAGE_PARAMS")
     st.session_state.setdefault(_PAGE_KEYS, []).append(key)
-    return bool(st.toggle(label, key=key, bind="query-params", help=help))
+    return widget(label, key=key, bind="query-params", **kwargs)
+
+
+def page_toggle(label: str, key: str, help: str | None = None) -> bool:
+    """A page-local on/off control, bound to the URL (see :func:`page_widget`)."""
+    return bool(page_widget(st.toggle, label, key, help=help))
 
 
 def _rendered_page_keys() -> list[str]:

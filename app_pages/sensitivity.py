@@ -1,0 +1,388 @@
+"""🧨 Layer sensitivity: which layers mind quantization, and a bit width per layer under a size budget."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from quantlib import QuantSpec
+from quantlib.sensitivity import sensitivity_matrix
+from ui import analysis_data as ad
+from ui import analysis_figures as af
+from ui import components, data, state
+
+VIEW_ONLY = "Quantize one layer"
+VIEW_KEEP = "Keep one layer in float"
+VIEW_HEATMAP = "All bit widths"
+VIEWS = [VIEW_ONLY, VIEW_KEEP, VIEW_HEATMAP]
+#: The budget slider: average bits per weight over the probed layers.
+BUDGET_MIN, BUDGET_MAX, BUDGET_STEP, BUDGET_DEFAULT = 2.0, 8.0, 0.25, 5.0
+
+controls = state.current()
+sm = data.sample(controls.model)
+infos = data.layers(controls.model)
+names = [i.name for i in infos]
+tokens = [state.layer_token(n) for n in names]
+short = dict(zip(names, ad.short_names(names), strict=True))
+current_token = state.layer_token(controls.layer)
+better = "higher" if sm.higher_is_better else "lower"
+
+components.page_intro(
+    "Layer sensitivity",
+    "🧨",
+    "Not every layer minds quantization equally. This page quantizes the weights of **one layer at a time** - "
+    "every other layer stays float - and measures how much the model's task metric drops: the longest bars are "
+    "the fragile layers. **Mixed precision** (further down) then gives fragile layers more bits and robust "
+    "ones fewer, for the same average size.",
+    r"\begin{gathered}\Delta_\ell(b) = M(f) - M\big(f\ \text{with only}\ W_\ell\ \text{at}\ b\ \text{bits}\big)"
+    r"\\ \min_{b_\ell}\ \sum_\ell \Delta_\ell(b_\ell)\quad\text{s.t.}\quad"
+    r"\frac{\sum_\ell n_\ell\, b_\ell}{\sum_\ell n_\ell} \le \bar b\end{gathered}",
+    "set the bit width to **4** - the top bar is the layer to protect. **Click it** to make it the sidebar's "
+    "layer, then slide the mixed-precision budget and compare the star with uniform int4.",
+)
+
+spec, spec_note = ad.model_wide_spec(controls.model, controls.spec())
+notes = [spec_note] if spec_note else []
+if controls.target != "weights":
+    notes.append(
+        "this page probes weights only; the sidebar's *Quantize: activations* setting applies on the other pages"
+    )
+st.caption(
+    f"Weights of all {len(infos)} layers of {sm.title}, probed with **{spec.label()}**, {controls.calibration} "
+    f"calibration · task metric **{sm.metric_name}** ({better} is better; float model "
+    f"{components.fmt(sm.float_metrics[sm.metric_name])})"
+    + "".join(f" · Note: {n}." for n in notes)
+)
+
+
+# --- selecting a layer -----------------------------------------------------------------------------------------
+
+
+def _layer_chart(fig, chart_key: str) -> None:  # noqa: ANN001 - a plotly Figure
+    """A layer bar chart whose bars can be clicked (st.plotly_chart has no ``args=``: a partial carries the key)."""
+    st.plotly_chart(
+        fig,
+        key=chart_key,
+        on_select=functools.partial(ad.on_layer_click, chart_key, tokens),
+        selection_mode="points",
+        config={"displaylogo": False},
+    )
+
+
+def _layer_actions(top: str, what: str) -> None:
+    """The keyboard way to the same place as a click, and the way on to the other pages."""
+    left, right = st.columns([3, 2], vertical_alignment="center")
+    with left:
+        if top != current_token:
+            st.button(
+                f"Make `{short[state.layer_name(top, infos)]}` the sidebar's layer",
+                key=f"make-layer-{what}",
+                on_click=ad.set_sidebar_layer,
+                args=(top, tokens),
+                help=f"`{top}`, {what}. The same as clicking its bar: the sidebar (and the link) switch to it.",
+            )
+        else:
+            st.caption(f"The sidebar's layer, `{current_token}`, is {what} (in red).")
+    with right:
+        st.page_link(
+            "app_pages/tensor_explorer.py",
+            label=f"Inspect `{current_token}` in the tensor explorer",
+            icon="🔬",
+        )
+
+
+# --- the three views -------------------------------------------------------------------------------------------
+
+
+def _sensitivity_table(mode: str) -> pd.DataFrame | None:
+    """The one-pass table of ``mode`` at the current settings (from a finished sweep when it has these bits)."""
+    if mode == "only":
+        sweep_spec, _ = ad.integer_spec(spec)
+        sweep = ad.store().result(ad.sweep_key(controls.model, sweep_spec))
+        if spec.is_integer_grid and sweep is not None and spec.bits in set(sweep["bits"]):
+            return sweep[sweep["bits"] == spec.bits].reset_index(drop=True)
+    key = ad.sensitivity_key(controls.model, spec, mode)
+    label = "Quantizing one layer at a time" if mode == "only" else "Quantizing all layers but one, for each layer"
+    return ad.obtain(
+        key,
+        lambda progress: ad.compute_sensitivity(controls.model, spec, mode, progress),
+        f"{label} ({len(infos)} layers)…",
+        lambda: ad.sensitivity_estimate(controls.model, mode),
+        f"Run the sensitivity analysis ({len(infos)} layers)",
+        f"run-{mode}",
+    )
+
+
+def _only_view() -> None:
+    table = _sensitivity_table("only")
+    if table is None:
+        return
+    fig = af.layer_bars(
+        [short[n] for n in table["layer"]],
+        [state.layer_token(n) for n in table["layer"]],
+        table["metric_drop"],
+        table["output_sqnr_db"],
+        f"{sm.metric_name} drop",
+        "output SQNR (dB)",
+        f"Only one layer at {spec.label()}: most fragile on top",
+        current=current_token,
+    )
+    _layer_chart(fig, "sens-only")
+    top = table.iloc[0]
+    st.caption(
+        f"Each row quantizes **only** that layer. Orange: how much {sm.metric_name} drops (longer = more "
+        f"fragile; at or below zero = no measurable loss, or a lucky gain). Blue: how close the outputs stay to "
+        f"the float model's (output SQNR, higher = closer). **Click a bar** to make that layer the sidebar's "
+        f"layer. Most fragile here: `{state.layer_token(top['layer'])}` ({sm.metric_name} "
+        f"{components.fmt(top['metric'])} instead of {components.fmt(top['float_metric'])})."
+        + _provenance(ad.sensitivity_key(controls.model, spec, "only"))
+    )
+    _layer_actions(state.layer_token(top["layer"]), "the most fragile layer")
+    _download(table, "only")
+
+
+def _keep_view() -> None:
+    table = _sensitivity_table("all_but")
+    if table is None:
+        return
+    all_drop = float((table["recovered_drop"] + table["metric_drop"]).iloc[0])
+    fig = af.layer_bars(
+        [short[n] for n in table["layer"]],
+        [state.layer_token(n) for n in table["layer"]],
+        table["recovered_drop"],
+        table["sqnr_gain_db"],
+        f"{sm.metric_name} won back",
+        "output SQNR gain (dB)",
+        f"All layers at {spec.label()} except one: best layer to keep in float on top",
+        current=current_token,
+        reference=all_drop,
+        reference_label=f"total {sm.metric_name} drop with every layer quantized: {all_drop:.3g}",
+    )
+    _layer_chart(fig, "sens-keep")
+    top = table.iloc[0]
+    st.caption(
+        f"Each row quantizes **every layer except** that one. Orange: how much of the {sm.metric_name} drop "
+        f"comes back by keeping that single layer float (the dashed line is all there is to win back). Blue: "
+        f"how much closer the outputs get, in dB. Keeping `{state.layer_token(top['layer'])}` in float brings "
+        f"{sm.metric_name} to {components.fmt(top['metric'])} (float {components.fmt(top['float_metric'])}). "
+        "**Click a bar** to make that layer the sidebar's layer."
+        + _provenance(ad.sensitivity_key(controls.model, spec, "all_but"))
+    )
+    _layer_actions(state.layer_token(top["layer"]), "the best layer to keep in float")
+    _download(table, "all-but")
+
+
+def _sweep(place: str) -> tuple[pd.DataFrame | None, QuantSpec]:
+    """The layers × bits sweep (shared by the heatmap and the mixed-precision search) and its spec.
+
+    ``place`` names where the page asks for it (each place needs its own button key).
+    """
+    sweep_spec, note = ad.integer_spec(spec)
+    if note and place == "heatmap":
+        st.caption(f"Note: {note}.")
+    bits = ", ".join(map(str, ad.SWEEP_BITS))
+    table = ad.obtain(
+        ad.sweep_key(controls.model, sweep_spec),
+        lambda progress: ad.compute_sweep(controls.model, sweep_spec, ad.SWEEP_BITS, progress),
+        f"Probing {len(infos)} layers at {bits} bits…",
+        lambda: ad.sweep_estimate(controls.model),
+        f"Run the bit-width sweep ({len(infos)} layers × {len(ad.SWEEP_BITS)} widths)",
+        f"run-sweep-{place}",
+    )
+    return table, sweep_spec
+
+
+def _heatmap_view() -> None:
+    sweep, sweep_spec = _sweep("heatmap")
+    if sweep is None:
+        return
+    drop = sensitivity_matrix(sweep, "metric_drop")
+    sqnr = sensitivity_matrix(sweep, "output_sqnr_db").reindex(drop.index)
+    layer_names = list(drop.index)
+    fig = af.sensitivity_heatmap(
+        [short[n] for n in layer_names],
+        [state.layer_token(n) for n in layer_names],
+        [int(b) for b in drop.columns],
+        drop.to_numpy(dtype=np.float64),
+        sqnr.to_numpy(dtype=np.float64),
+        sm.metric_name,
+        current_bits=spec.bits if spec.is_integer_grid else None,
+        current=current_token,
+    )
+    st.plotly_chart(fig, key="sens-heatmap", config={"displaylogo": False})
+    st.caption(
+        f"Each cell quantizes only that layer at that width ({sweep_spec.label().split(' ', 1)[1]}) and shows "
+        f"the {sm.metric_name} drop: white = no loss (a small negative number: it happened to score a little "
+        "better - evaluation noise). Read a row left to right: where it turns white is the "
+        "fewest bits that layer tolerates. Rows: most fragile at the lowest width first; the framed column is "
+        "the sidebar's bit width, the bold name the sidebar's layer. Hover for the output SQNR."
+        + _provenance(ad.sweep_key(controls.model, sweep_spec))
+    )
+    _download(sweep, "sweep")
+
+
+def _provenance(key: str) -> str:
+    """`` Computed in 19 s at 14:02:10 on this server, shared with everyone.`` (empty for a quick result)."""
+    note = ad.computed_note(key, min_seconds=ad.AUTO_RUN_SECONDS)
+    return f" {note[0].upper()}{note[1:]} on this server, shared with everyone." if note else ""
+
+
+def _download(table: pd.DataFrame, what: str) -> None:
+    st.download_button(
+        "⬇️ Download this table (CSV)",
+        table.to_csv(index=False),
+        file_name=f"sensitivity_{controls.model}_{what}.csv",
+        mime="text/csv",
+        key=f"csv-{what}",
+    )
+
+
+# --- mixed precision -------------------------------------------------------------------------------------------
+
+
+def _mixed_precision() -> None:
+    st.subheader("🎚️ Mixed precision: a bit width per layer under a budget")
+    st.markdown(
+        f"Pick an average number of bits per weight. A greedy search starts with every layer at "
+        f"{max(ad.SWEEP_BITS)} bits and repeatedly lowers the layer that costs the least {sm.metric_name} per "
+        "byte saved (from the bit-width sweep: every layer alone at 2-8 bits), until the budget is met; then the "
+        "result is **measured**. If "
+        "a uniform width that fits measures better, that one is used."
+    )
+    sweep_spec, _ = ad.integer_spec(spec)
+    key = ad.sweep_key(controls.model, sweep_spec)
+    if view == VIEW_HEATMAP and ad.store().result(key) is None and ad.store().job(key) is None:
+        st.caption("The search needs the bit-width sweep: run it with the button above.")
+        return
+    sweep, sweep_spec = _sweep("mixed")
+    if sweep is None:
+        return
+    budget = float(
+        state.page_widget(
+            st.slider,
+            "Budget: average bits per weight",
+            "avg_bits",
+            min_value=BUDGET_MIN,
+            max_value=BUDGET_MAX,
+            value=BUDGET_DEFAULT,
+            step=BUDGET_STEP,
+            help="Σ weights × bits / Σ weights over the layers, without the scales. 8 = every layer at 8 bits; "
+            "4 = as small as uniform int4, but spent where it matters.",
+        )
+    )
+    choice = ad.obtain(
+        ad.choice_key(controls.model, sweep_spec, budget),
+        lambda progress: ad.compute_choice(controls.model, sweep_spec, sweep, budget),
+        f"Choosing and measuring the best mix for {budget:g} bits per weight…",
+        lambda: 3 * ad.probe_seconds(controls.model),
+        "",
+        "",
+        auto=True,
+    )
+    _choice_metrics(choice)
+    order = [n for n in names if n in choice["assignment"]]
+    left, right = st.columns([2, 3], gap="medium")
+    with left:
+        st.plotly_chart(
+            af.bits_per_layer(
+                [short[n] for n in order],
+                [state.layer_token(n) for n in order],
+                [choice["assignment"][n] for n in order],
+                [next(i.numel for i in infos if i.name == n) for n in order],
+                f"Bits per layer for ≤ {budget:g} bits/weight",
+            ),
+            key="mp-bits",
+            config={"displaylogo": False},
+        )
+    with right:
+        front = ad.obtain(
+            ad.pareto_key(controls.model, sweep_spec),
+            lambda progress: ad.compute_pareto(controls.model, sweep_spec, sweep, progress),
+            "Measuring the size / metric trade-off (mixes for 9 budgets and uniform 8, 6, 4 bits)…",
+            lambda: ad.pareto_estimate(controls.model),
+            "",
+            "",
+            auto=True,
+        )
+        st.plotly_chart(
+            af.pareto_chart(front, sm.metric_name, sm.higher_is_better, sm.float_metrics[sm.metric_name], choice),
+            key="mp-pareto",
+            config={"displaylogo": False},
+        )
+        st.caption(
+            "Each orange point is the best mix the search finds for one budget, measured; the diamonds give "
+            "every layer the same width. A mix above-left of a diamond is smaller **and** better. The star is "
+            "your budget."
+        )
+
+
+def _choice_metrics(choice: dict) -> None:
+    float_metric = choice["float_metric"]
+    cols = st.columns(4)
+    cols[0].metric(
+        "Average width",
+        f"{choice['avg_bits']:.2f} bits",
+        help="Payload bits per weight over the layers (without scales / zero points).",
+    )
+    ratio = choice["float_size_bytes"] / max(choice["size_bytes"], 1)
+    cols[1].metric(
+        "Model size",
+        components.human_bytes(choice["size_bytes"]),
+        delta=f"{ratio:.1f}× smaller than float32",
+        delta_color="off",
+        delta_arrow="off",
+        help="All parameters: quantized weights with their scales, biases and norms in float32.",
+    )
+    cols[2].metric(
+        f"{sm.metric_name} (measured)",
+        components.fmt(choice["metric"]),
+        delta=f"{choice['metric'] - float_metric:+.3g} vs float",
+        delta_color="normal" if sm.higher_is_better else "inverse",
+        help=f"The quantized model evaluated on its evaluation set; the float model scores {float_metric:.4g}.",
+    )
+    if choice["uniform_bits"] is not None:
+        u = choice["uniform_metric"]
+        cols[3].metric(
+            f"Uniform int{choice['uniform_bits']} instead",
+            components.fmt(u),
+            delta=f"{u - float_metric:+.3g} vs float",
+            delta_color="normal" if sm.higher_is_better else "inverse",
+            help="The widest single width for every layer that fits the same budget, measured.",
+        )
+    else:
+        cols[3].metric("Uniform width instead", "–", help="No single width fits this budget.")
+    if choice["method"] == "uniform":
+        st.caption(
+            f"Here the uniform int{choice['uniform_bits']} model measured better than the greedy mix, so it is "
+            "the answer: the per-layer drops do not always add up the way the search predicts."
+        )
+
+
+# --- the page ---------------------------------------------------------------------------------------------------
+
+view = state.page_widget(
+    st.radio,
+    "View",
+    "sens_view",
+    options=VIEWS,
+    index=0,
+    horizontal=True,
+    label_visibility="collapsed",
+    help="Quantize one layer: each layer alone. Keep one layer in float: all layers but one. All bit widths: "
+    "each layer alone at 2-8 bits.",
+)
+with components.friendly_errors("measure the sensitivity of the layers"):
+    try:
+        {VIEW_ONLY: _only_view, VIEW_KEEP: _keep_view, VIEW_HEATMAP: _heatmap_view}[view]()
+    except ad.ServerBusy as busy:
+        st.warning(str(busy), icon="⏳")
+
+st.divider()
+with components.friendly_errors("search a bit width per layer"):
+    try:
+        _mixed_precision()
+    except ad.ServerBusy as busy:
+        st.warning(str(busy), icon="⏳")

@@ -1,0 +1,762 @@
+"""Computations of the "Layer sensitivity" and "Size & speed" pages: sweeps, mixed precision, storage, latency.
+
+Two kinds of work, two caches:
+
+- **Cheap and deterministic** (storage sizes, overhead tables): ``st.cache_data`` keyed by plain strings, like
+  :mod:`ui.data`.
+- **Long** (a sensitivity sweep of MiniLM takes 20 s to 2 min on the 2-core server; a latency measurement
+  10 s): a :class:`JobStore`, one per process (:func:`store`). A job runs on the store's own worker
+  thread, not on the script thread of the session that asked for it, so
+
+  * moving a slider (which stops the running script) does not throw away a half-finished sweep;
+  * every session asking for the same key - 40 browsers on one shared link - waits for the one job and sees
+    its progress bar (:func:`wait`), instead of computing it 40 times or staring at a frozen page;
+  * a page can ask "is this already computed?" without computing it (:meth:`JobStore.result`), which is what
+    lets a shared link show a finished sweep straight away while a fresh setting waits for a click.
+
+  Jobs run one at a time (the sweeps are CPU-bound and would only slow each other down, and latency figures
+  are only meaningful when nothing of ours runs beside them); at most :data:`MAX_PENDING_JOBS` may wait.
+  Finished results are kept in a bounded LRU. Failed jobs are not cached, so a retry computes again.
+
+Keys are plain strings: model name, :func:`ui.data.spec_key` of the spec, bit widths, mode.
+Results are pre-reduced tables (tens of rows), never tensors: what a page ships to the browser stays small.
+
+Everything here treats the shared sample models as read-only: ``quantlib.sensitivity`` and ``quantlib.speed``
+work on private copies.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import queue
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+import torch
+
+from quantlib import QuantSpec
+from quantlib.mixed_precision import choose_bits, pareto_front
+from quantlib.model import LayerInfo, call, model_size_bytes, size_breakdown
+from quantlib.sensitivity import layer_sensitivity, sensitivity_sweep
+from quantlib.speed import compare_float_vs_int8_dynamic, linear_micro_benchmark
+
+from . import data, state
+
+_LOG = logging.getLogger("quantization_explorer")
+
+#: Bit widths of the layers × bits heatmap, and the widths the mixed-precision search picks from.
+SWEEP_BITS: tuple[int, ...] = (2, 3, 4, 6, 8)
+#: Uniform widths drawn on the Pareto chart for comparison.
+UNIFORM_BITS: tuple[int, ...] = (8, 6, 4)
+#: Work estimated to take less than this runs as soon as the page opens; longer work waits for a click.
+AUTO_RUN_SECONDS = 2.5
+#: Finished results kept (a MiniLM sweep table is ~200 rows: memory is not the limit, variety is).
+MAX_RESULTS = 96
+#: Jobs that may wait in the queue behind the running one; beyond that the page asks to try again later.
+MAX_PENDING_JOBS = 8
+#: Examples the latency measurement runs per call (MiniLM's whole evaluation set would take a minute).
+SPEED_BATCH = 64
+#: A latency measurement younger than this is shown instead of measuring again (40 clicks, one measurement).
+REMEASURE_AFTER_S = 60.0
+
+# --- page-level URL parameters ------------------------------------------------------------------------------
+
+# --- the job store ---------------------------------------------------------------------------------------------
+
+#: ``progress(done, total, message)``, the callback shape of ``quantlib.sensitivity``.
+Progress = Callable[[int, int, str], None]
+
+
+class ServerBusy(RuntimeError):
+    """Too many long computations are already waiting on this server."""
+
+
+@dataclass(eq=False)
+class Job:
+    """One long computation: queued, running or finished; shared by every session that asked for its key."""
+
+    key: str
+    label: str
+    estimate_s: float
+    submitted: float = field(default_factory=time.monotonic)
+    started: float | None = None
+    finished: float | None = None
+    done: int = 0
+    total: int = 0
+    message: str = ""
+    result: Any = None
+    error: BaseException | None = None
+    event: threading.Event = field(default_factory=threading.Event)
+
+    def update(self, done: int, total: int, message: str) -> None:
+        """The progress callback handed to quantlib (called on the worker thread; plain attribute writes)."""
+        self.done, self.total, self.message = done, total, message
+
+    @property
+    def fraction(self) -> float:
+        if self.total:
+            return min(1.0, self.done / self.total)
+        if self.started is None:
+            return 0.0
+        # No counted steps (a latency measurement): creep towards 95 % along the estimate.
+        return min(0.95, (time.monotonic() - self.started) / max(self.estimate_s, 0.1))
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A result in the store, with when it was computed (wall clock, for "measured at 14:02") and how long."""
+
+    value: Any
+    at: float
+    seconds: float
+
+
+class JobStore:
+    """Finished results (bounded LRU) and in-flight jobs, run one at a time on a daemon worker thread."""
+
+    def __init__(self, max_results: int = MAX_RESULTS, max_pending: int = MAX_PENDING_JOBS) -> None:
+        self.max_results = max_results
+        self.max_pending = max_pending
+        self._lock = threading.Lock()
+        self._results: OrderedDict[str, Finished] = OrderedDict()
+        self._jobs: dict[str, Job] = {}
+        self._queue: queue.Queue[tuple[Job, Callable[[Progress], Any]]] = queue.Queue()
+        self._worker: threading.Thread | None = None
+
+    # reading
+    def finished(self, key: str) -> Finished | None:
+        """The finished result of ``key``, or None (never computes)."""
+        with self._lock:
+            hit = self._results.get(key)
+            if hit is not None:
+                self._results.move_to_end(key)
+            return hit
+
+    def result(self, key: str) -> Any:
+        hit = self.finished(key)
+        return None if hit is None else hit.value
+
+    def job(self, key: str) -> Job | None:
+        """The queued or running job of ``key``, or None."""
+        with self._lock:
+            return self._jobs.get(key)
+
+    def ahead_of(self, job: Job) -> int:
+        """How many jobs will run before ``job`` starts (0 once it runs)."""
+        if job.started is not None:
+            return 0
+        with self._lock:
+            return sum(1 for j in self._jobs.values() if j is not job and j.submitted <= job.submitted)
+
+    # writing
+    def submit(self, key: str, fn: Callable[[Progress], Any], label: str, estimate_s: float = 1.0) -> Job:
+        """Queue ``fn(progress)`` under ``key``; an identical request in flight is joined, not repeated.
+
+        A finished result is returned as an already finished job. Raises :class:`ServerBusy` when too many
+        jobs wait.
+        """
+        with self._lock:
+            if key in self._results:
+                hit = self._results[key]
+                job = Job(key, label, estimate_s, result=hit.value, finished=time.monotonic())
+                job.event.set()
+                return job
+            if key in self._jobs:
+                return self._jobs[key]
+            if len(self._jobs) > self.max_pending:
+                raise ServerBusy(
+                    f"{len(self._jobs)} long computations are already queued on this server; "
+                    "try again in a minute (finished ones are shared with everybody)"
+                )
+            job = Job(key, label, estimate_s)
+            self._jobs[key] = job
+            self._queue.put((job, fn))
+            if self._worker is None or not self._worker.is_alive():
+                self._worker = threading.Thread(target=self._work, name="qe-analysis-jobs", daemon=True)
+                self._worker.start()
+            return job
+
+    def forget(self, key: str) -> None:
+        """Drop the finished result of ``key`` (to measure again)."""
+        with self._lock:
+            self._results.pop(key, None)
+
+    def clear(self) -> None:
+        """Forget every finished result (jobs in flight finish and are stored)."""
+        with self._lock:
+            self._results.clear()
+
+    def _work(self) -> None:
+        while True:
+            job, fn = self._queue.get()
+            job.started = time.monotonic()
+            try:
+                with torch.no_grad():
+                    value = fn(job.update)
+            except Exception as err:  # noqa: BLE001 - handed to the waiting pages, which show it in plain words
+                if not isinstance(err, ValueError):
+                    _LOG.exception("analysis job %s failed", job.label)
+                job.error = err
+            else:
+                job.result = value
+                with self._lock:
+                    self._results[job.key] = Finished(value, time.time(), time.monotonic() - job.started)
+                    while len(self._results) > self.max_results:
+                        self._results.popitem(last=False)
+            finally:
+                job.finished = time.monotonic()
+                with self._lock:
+                    self._jobs.pop(job.key, None)
+                job.event.set()
+                self._queue.task_done()
+
+
+_STORE = JobStore()
+
+
+def store() -> JobStore:
+    """The process-wide job store (one worker thread, shared results).
+
+    A module global rather than ``st.cache_resource``: the same object for every session, for the worker
+    thread and for a test or notebook that imports this module (a resource cache outside a running server
+    is a separate one), and "Clear cache" in the app menu does not drop a sweep that is still running.
+    """
+    return _STORE
+
+
+def wait(job: Job, what: str) -> Any:
+    """Show ``job``'s progress until it is done; return its result (or raise its error on this thread).
+
+    Every session waiting on the same job polls the same counters, so everyone sees the one computation move.
+    If this script run is stopped (a slider moved), the job carries on and its result is kept.
+    """
+    if not job.event.is_set():
+        box = st.empty()
+        with box.container():
+            status = st.status(what, state="running", expanded=True)
+            with status:
+                bar = st.progress(0.0, text="Waiting to start…")
+        js = store()
+        while not job.event.wait(0.25):
+            bar.progress(job.fraction, text=_progress_text(job, js.ahead_of(job)))
+        box.empty()
+    if job.error is not None:
+        raise job.error
+    return job.result
+
+
+def _progress_text(job: Job, ahead: int) -> str:
+    if job.started is None:
+        return f"Queued behind {ahead} other computation{'s' if ahead != 1 else ''} on this server…"
+    elapsed = time.monotonic() - job.started
+    if job.total and job.done:
+        left = elapsed / job.done * (job.total - job.done)
+        return f"{job.done} of {job.total} · {job.message} · about {left:.0f} s left"
+    return f"{elapsed:.0f} s so far (about {job.estimate_s:.0f} s in all)"
+
+
+# --- the settings the sensitivity page probes -------------------------------------------------------------------
+
+
+def model_wide_spec(model: str, spec: QuantSpec) -> tuple[QuantSpec, str | None]:
+    """One spec every layer of ``model`` can take, and a note when it differs from ``spec``.
+
+    The sweeps and the mixed-precision search quantize all layers with one spec (``quantlib`` takes a single
+    ``QuantSpec`` there). A group size must divide every layer's rows: if the chosen one does not, the largest
+    smaller size that divides all of them is used, or per-channel when none does (a 3×3 conv's rows of 9).
+    """
+    if spec.granularity != "group":
+        return spec, None
+    rows = {state.group_row_length(info) for info in data.layers(model)}
+    if all(r % spec.group_size == 0 for r in rows):
+        return spec, None
+    fits = [g for g in range(spec.group_size - 1, 1, -1) if all(r % g == 0 for r in rows)]
+    lengths = ", ".join(str(r) for r in sorted(rows))
+    if fits:
+        return spec.replace(group_size=fits[0]), (
+            f"group size {spec.group_size} does not divide every layer's rows ({lengths} values), so this page "
+            f"uses group size {fits[0]} for all layers"
+        )
+    return spec.replace(granularity="channel"), (
+        f"no group size divides every layer's rows ({lengths} values), so this page uses per-channel for all "
+        "layers"
+    )
+
+
+def integer_spec(spec: QuantSpec) -> tuple[QuantSpec, str | None]:
+    """The spec a bit-width sweep can vary: fp8 / nf4 have a fixed width, so their sweep uses int."""
+    if spec.is_integer_grid:
+        return spec, None
+    return spec.replace(format="int"), (
+        f"{spec.format} has a fixed width, so the bit-width sweep and the mixed-precision search use the "
+        "int format with the same scheme and granularity"
+    )
+
+
+def short_names(names: Sequence[str]) -> list[str]:
+    """Layer names short enough for a chart axis, still unique: the common dotted prefix removed and the long
+    words of transformer blocks abbreviated (``bert.encoder.layer.3.attention.self.query`` -> ``L3.attn.query``).
+
+    >>> short_names(["bert.encoder.layer.3.attention.self.query", "bert.embeddings.word_embeddings"])
+    ['L3.attn.query', 'emb.word_embeddings']
+    >>> short_names([""])
+    ['root']
+    """
+    tokens = [state.layer_token(n) for n in names]
+    parts = [t.split(".") for t in tokens]
+    common = 0
+    if len(parts) > 1:
+        while all(len(p) > common + 1 for p in parts) and len({p[common] for p in parts}) == 1:
+            common += 1
+    short = [".".join(p[common:]) for p in parts]
+    for old, new in (
+        ("encoder.layer.", "L"),
+        ("attention.self.", "attn."),
+        ("attention.output.", "attn.out."),
+        ("intermediate.", "ffn.in."),
+        ("output.", "out."),
+        ("embeddings.", "emb."),
+    ):
+        short = [s.replace(old, new) for s in short]
+    return short if len(set(short)) == len(short) else tokens
+
+
+# --- cost estimates ------------------------------------------------------------------------------------------
+
+
+@st.cache_resource(show_spinner="Timing one evaluation of the model…", max_entries=16)
+def probe_seconds(model: str) -> float:
+    """Seconds for one evaluation and one forward pass of the float model: the unit every sweep is made of."""
+    sm = data.sample(model)
+    best = math.inf
+    for _ in range(2):  # the first call of a small model is mostly warm-up: take the better of two
+        start = time.perf_counter()
+        sm.evaluate(sm.model)
+        sm.run(sm.model)
+        best = min(best, time.perf_counter() - start)
+        if best > 0.5:
+            break  # a big model: one call is a good enough estimate, and a second would cost seconds
+    return best
+
+
+#: Measured seconds per probe of finished sweeps, per model: later estimates use it. (Process-wide on purpose:
+#: it only words a "takes about" line. Plain dict writes are atomic under the GIL.)
+_SECONDS_PER_PROBE: dict[str, float] = {}
+#: Before any sweep of a model finished: a probe costs about half an evaluation plus forward pass (the
+#: activation reuse of quantlib.sensitivity recomputes only what comes after the quantized layer).
+_PROBE_SHARE = 0.5
+
+
+def _per_probe(model: str) -> float:
+    return _SECONDS_PER_PROBE.get(model) or _PROBE_SHARE * probe_seconds(model)
+
+
+def _record_rate(model: str, seconds: float, probes: int) -> None:
+    if probes > 0:
+        _SECONDS_PER_PROBE[model] = seconds / probes
+
+
+def sensitivity_estimate(model: str, mode: str) -> float:
+    """Rough seconds for one pass over every layer (float reference + one probe per layer)."""
+    return _sensitivity_probes(model, mode) * _per_probe(model)
+
+
+def _sensitivity_probes(model: str, mode: str) -> int:
+    return len(data.layers(model)) + 1 + (mode == "all_but")
+
+
+def _sweep_probes(model: str, bits: Sequence[int]) -> int:
+    return 1 + len(data.layers(model)) * len(bits)
+
+
+def sweep_estimate(model: str, bits: Sequence[int] = SWEEP_BITS) -> float:
+    return _sweep_probes(model, bits) * _per_probe(model)
+
+
+def pareto_estimate(model: str) -> float:
+    return (9 + len(UNIFORM_BITS) + 1) * probe_seconds(model)
+
+
+# --- keys --------------------------------------------------------------------------------------------------------
+
+
+def sensitivity_key(model: str, spec: QuantSpec, mode: str) -> str:
+    return f"sensitivity|{model}|{mode}|{data.spec_key(spec)}"
+
+
+def sweep_key(model: str, spec: QuantSpec, bits: Sequence[int] = SWEEP_BITS) -> str:
+    """The sweep varies the bits, so the key normalises them (8) and lists the widths instead."""
+    return f"sweep|{model}|{','.join(map(str, bits))}|{data.spec_key(spec.replace(bits=8))}"
+
+
+def choice_key(model: str, spec: QuantSpec, avg_bits: float) -> str:
+    return f"choose|{model}|{avg_bits:g}|{sweep_key(model, spec)}"
+
+
+def pareto_key(model: str, spec: QuantSpec) -> str:
+    return f"pareto|{model}|{sweep_key(model, spec)}"
+
+
+def speed_key(model: str) -> str:
+    return f"speed|{model}"
+
+
+MICRO_KEY = "speed|linear-1024"
+
+
+# --- the computations (run on the worker thread) --------------------------------------------------------------
+
+
+def _evaluate_kwargs(model: str) -> dict[str, Any]:
+    sm = data.sample(model)
+    return {
+        "evaluate": sm.evaluate,
+        "metric_name": sm.metric_name,
+        "run": sm.run,
+        "higher_is_better": sm.higher_is_better,
+    }
+
+
+def compute_sensitivity(model: str, spec: QuantSpec, mode: str, progress: Progress | None = None) -> pd.DataFrame:
+    """``quantlib.layer_sensitivity`` of every layer of the sample model (its own private copy)."""
+    sm = data.sample(model)
+    start = time.perf_counter()
+    table = layer_sensitivity(sm.model, spec, mode=mode, progress=progress, **_evaluate_kwargs(model))
+    _record_rate(model, time.perf_counter() - start, _sensitivity_probes(model, mode))
+    return table
+
+
+def compute_sweep(
+    model: str, spec: QuantSpec, bits: Sequence[int] = SWEEP_BITS, progress: Progress | None = None
+) -> pd.DataFrame:
+    """``quantlib.sensitivity_sweep``: every layer alone at every width in ``bits`` (the heatmap's table)."""
+    sm = data.sample(model)
+    start = time.perf_counter()
+    table = sensitivity_sweep(sm.model, spec, bits=bits, progress=progress, **_evaluate_kwargs(model))
+    _record_rate(model, time.perf_counter() - start, _sweep_probes(model, bits))
+    return table
+
+
+def compute_choice(model: str, spec: QuantSpec, sweep: pd.DataFrame, avg_bits: float) -> dict[str, Any]:
+    """``quantlib.choose_bits`` under an average-bits budget, measured; as plain values for the page."""
+    sm = data.sample(model)
+    res = choose_bits(
+        sm.model,
+        sweep,
+        avg_bits=avg_bits,
+        spec=spec,
+        evaluate=sm.evaluate,
+        metric_name=sm.metric_name,
+        higher_is_better=sm.higher_is_better,
+    )
+    return {
+        "assignment": dict(res.assignment),
+        "size_bytes": res.size_bytes,
+        "float_size_bytes": res.float_size_bytes,
+        "avg_bits": res.avg_bits,
+        "metric": res.metric,
+        "metric_drop": res.metric_drop,
+        "float_metric": res.float_metric,
+        "predicted_drop": res.predicted_drop,
+        "uniform_bits": res.uniform_bits,
+        "uniform_metric": res.uniform_metric,
+        "method": res.method,
+        "budget": avg_bits,
+    }
+
+
+def compute_pareto(model: str, spec: QuantSpec, sweep: pd.DataFrame, progress: Progress | None = None) -> pd.DataFrame:
+    """``quantlib.pareto_front``: measured size vs metric of greedy mixes and uniform 8 / 6 / 4 bits."""
+    sm = data.sample(model)
+    return pareto_front(
+        sm.model,
+        sweep,
+        spec,
+        evaluate=sm.evaluate,
+        metric_name=sm.metric_name,
+        higher_is_better=sm.higher_is_better,
+        uniform_bits=UNIFORM_BITS,
+        progress=progress,
+    )
+
+
+def speed_inputs(model: str) -> tuple[Any, int]:
+    """The first :data:`SPEED_BATCH` evaluation examples (a tensor or a tuple of tensors) and their count."""
+    x = data.sample(model).eval_inputs
+    if isinstance(x, torch.Tensor):
+        return x[:SPEED_BATCH], int(x[:SPEED_BATCH].shape[0])
+    sliced = tuple(t[:SPEED_BATCH] for t in x)
+    return sliced, int(sliced[0].shape[0])
+
+
+def _timing(t: Any) -> dict[str, float] | None:
+    if t is None:
+        return None
+    return {"median_ms": t.median_ms, "p10_ms": t.p10_ms, "p90_ms": t.p90_ms, "repeats": t.repeats,
+            "warmup": t.warmup}
+
+
+def _report(rep: Any) -> dict[str, Any]:
+    """A SpeedReport as plain values (the page and the cache need nothing else)."""
+    return {
+        "float": _timing(rep.float_timing),
+        "int8": _timing(rep.int8_timing),
+        "fake_quant": _timing(rep.fake_quant_timing),
+        "speedup": rep.speedup,
+        "converted": list(rep.layers_converted),
+        "not_converted": list(rep.layers_not_converted),
+        "rel_output_error": rep.rel_output_error,
+        "output_sqnr_db": rep.output_sqnr_db,
+        "threads": rep.threads,
+        "engine": rep.engine,
+        "float_method": rep.float_method,
+        "int8_method": rep.int8_method,
+        "fake_quant_method": rep.fake_quant_method,
+        "summary": rep.summary(),
+    }
+
+
+def compute_speed(model: str, repeats: int = 10) -> dict[str, Any]:
+    """Float vs real int8 dynamic vs simulated fake-quant latency of the sample model, on this server now.
+
+    ``threads`` is left alone: ``torch.set_num_threads`` is process-wide, so the measurement uses whatever the
+    server runs with (reported).
+    """
+    sm = data.sample(model)
+    inputs, n = speed_inputs(model)
+    rep = compare_float_vs_int8_dynamic(sm.model, inputs, forward=call, warmup=2, repeats=repeats,
+                                        include_fake_quant=True)
+    return {**_report(rep), "examples": n}
+
+
+def compute_micro() -> dict[str, Any]:
+    """The reference: one ``nn.Linear(1024, 1024)`` on a batch of 64, float vs int8 dynamic."""
+    return {**_report(linear_micro_benchmark(1024, 1024, batch=64)), "examples": 64}
+
+
+def speed_estimate(model: str) -> float:
+    """Rough seconds of :func:`compute_speed`: 3 variants × 12 calls on the speed batch.
+
+    The speed batch is a share of the evaluation set; one call of one variant took about a quarter of
+    :func:`probe_seconds` (an evaluation plus a forward pass of the whole set) times that share on MiniLM
+    (int8 is faster than float, and the timed calls run warm).
+    """
+    x = data.sample(model).eval_inputs
+    total = int(x.shape[0]) if isinstance(x, torch.Tensor) else int(x[0].shape[0])
+    share = min(1.0, SPEED_BATCH / max(total, 1))
+    return 3 * 12 * probe_seconds(model) / 4 * share + 0.5
+
+
+# --- storage (cheap: st.cache_data) ------------------------------------------------------------------------------
+
+
+def _weight_specs(model: str, spec: QuantSpec) -> tuple[dict[str, QuantSpec], list[str]]:
+    """Per-layer specs as the output-drift page sizes the model (a group size that fits each layer)."""
+    return data.weight_specs(model, [i.name for i in data.layers(model)], spec)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def size_view(model: str, key: str) -> dict[str, Any]:
+    """Storage of every layer's weight at the key's spec, next to float32, and the model totals.
+
+    Per layer: payload (the codes, ``numel · bits / 8``), overhead (one float32 scale, and a zero point for
+    the asymmetric scheme, per block) and its float32 size. Parameters that are not a layer weight (biases,
+    norms) stay float32 and are summed separately.
+    """
+    sm = data.sample(model)
+    spec = data.spec_from_key(key)
+    specs, notes = _weight_specs(model, spec)
+    infos = {i.name: i for i in data.layers(model)}
+    rows_q = size_breakdown(sm.model, specs)
+    weight_params = {f"{name}.weight" if name else "weight": name for name in infos}
+    layers, other_bytes, other_numel = [], 0, 0
+    for row in rows_q:
+        layer = weight_params.get(row["name"])
+        if layer is None:
+            other_bytes += row["payload_bytes"]
+            other_numel += row["numel"]
+            continue
+        info: LayerInfo = infos[layer]
+        s = specs[layer]
+        layers.append(
+            {
+                "layer": layer,
+                "kind": info.kind,
+                "numel": info.numel,
+                "bits": row["bits"],
+                "label": s.label(),
+                "payload_bytes": int(row["payload_bytes"]),
+                "overhead_bytes": int(row["overhead_bytes"]),
+                "float_bytes": int(row["float_bytes"]),
+            }
+        )
+    table = pd.DataFrame(layers)
+    payload = int(table["payload_bytes"].sum())
+    overhead = int(table["overhead_bytes"].sum())
+    total = payload + overhead + other_bytes
+    float_total = int(model_size_bytes(sm.model))
+    return {
+        "layers": table,
+        "payload_bytes": payload,
+        "overhead_bytes": overhead,
+        "other_bytes": int(other_bytes),
+        "other_numel": int(other_numel),
+        "total_bytes": int(total),
+        "float_bytes": float_total,
+        "weight_float_bytes": int(table["float_bytes"].sum()),
+        "weight_numel": int(table["numel"].sum()),
+        "notes": notes,
+    }
+
+
+def granularity_options(spec: QuantSpec) -> list[tuple[str, QuantSpec]]:
+    """The rows of the overhead table: per-tensor, per-channel and per-group 32 / 64 / 128 at ``spec``'s width
+    and scheme (plus the current group size when it is another one)."""
+    sizes = [32, 64, 128]
+    if spec.granularity == "group" and spec.group_size not in sizes:
+        sizes = sorted([*sizes, spec.group_size])
+    out = [("tensor", spec.replace(granularity="tensor")), ("channel", spec.replace(granularity="channel"))]
+    out += [(f"group of {g}", spec.replace(granularity="group", group_size=g)) for g in sizes]
+    return out
+
+
+def is_current(option: QuantSpec, spec: QuantSpec) -> bool:
+    if option.granularity != spec.granularity:
+        return False
+    return option.granularity != "group" or option.group_size == spec.group_size
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def overhead_table(model: str, key: str) -> pd.DataFrame:
+    """What one scale per tensor / channel / group costs for the whole model at the key's bits and scheme."""
+    sm = data.sample(model)
+    spec = data.spec_from_key(key)
+    float_total = model_size_bytes(sm.model)
+    rows = []
+    for name, option in granularity_options(spec):
+        view = size_view(model, data.spec_key(option))
+        n = view["weight_numel"]
+        rows.append(
+            {
+                "one scale per": name,
+                "current": is_current(option, spec),
+                "scales stored": int(sum(_blocks(option, row) for row in view["layers"].itertuples())),
+                "overhead_bytes": view["overhead_bytes"],
+                "overhead_pct": 100 * view["overhead_bytes"] / max(view["payload_bytes"], 1),
+                "bits_per_weight": 8 * (view["payload_bytes"] + view["overhead_bytes"]) / max(n, 1),
+                "total_bytes": view["total_bytes"],
+                "compression": float_total / max(view["total_bytes"], 1),
+                "adapted": len(view["notes"]),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _blocks(spec: QuantSpec, row: Any) -> int:
+    """Scales of one layer (from its overhead bytes: one float32 scale, plus a zero point if asymmetric)."""
+    per_block = 4 + (math.ceil(spec.bits / 8) if spec.scheme == "asymmetric" else 0)
+    return int(row.overhead_bytes // per_block)
+
+
+# --- the page side of a long computation ------------------------------------------------------------------------
+
+
+def obtain(
+    key: str,
+    fn: Callable[[Progress], Any],
+    what: str,
+    estimate: Callable[[], float],
+    button: str,
+    button_key: str,
+    auto: bool | None = None,
+) -> Any:
+    """The result of ``key``: from the store if anyone computed it, else computed now or on a click.
+
+    Quick work (``estimate()`` seconds under :data:`AUTO_RUN_SECONDS`, or ``auto=True``) starts right away;
+    longer work shows ``button`` and a line on what it costs, and returns None until clicked. A job someone
+    else already started is joined, with its progress. Returns None when there is nothing to show yet.
+    ``estimate`` is a callable so that a stored result costs no estimate (timing MiniLM takes seconds).
+    """
+    js = store()
+    hit = js.result(key)
+    if hit is not None:
+        return hit
+    job = js.job(key)
+    if job is None:
+        estimate_s = estimate()
+        quick = estimate_s <= AUTO_RUN_SECONDS if auto is None else auto
+        if not quick:
+            offer = st.empty()  # cleared once clicked: the progress bar takes its place
+            with offer.container():
+                st.caption(
+                    f"This takes about {seconds_text(estimate_s)} on this server. The result is kept for everybody: "
+                    "once computed, a shared link shows it straight away."
+                )
+                clicked = st.button(button, key=button_key, type="primary")
+            if not clicked:
+                return None
+            offer.empty()
+        job = js.submit(key, fn, what, estimate_s)
+    return wait(job, what)
+
+
+def seconds_text(s: float) -> str:
+    """``7 s``, ``3 min``: a duration for a button or a caption (at least 1 s)."""
+    if s < 90:
+        return f"{max(1, round(s))} s"
+    return f"{s / 60:.0f} min"
+
+
+def computed_note(key: str, min_seconds: float = 0.0) -> str | None:
+    """``computed in 19 s at 14:02:10`` for a finished result that took at least ``min_seconds``, else None."""
+    hit = store().finished(key)
+    if hit is None or hit.seconds < min_seconds:
+        return None
+    return f"computed in {hit.seconds:.1f} s at {time.strftime('%H:%M:%S', time.localtime(hit.at))}"
+
+
+# --- selecting a layer from a chart -----------------------------------------------------------------------------
+
+
+def layer_from_selection(event: Any) -> str | None:
+    """The layer name a chart selection points at: the ``customdata`` of its first point (or None).
+
+    ``event`` is what ``st.plotly_chart(on_select=...)`` keeps in session state:
+    ``{"selection": {"points": [{"customdata": "fc2", ...}, ...], ...}}``.
+    """
+    if not isinstance(event, dict):
+        return None
+    selection = event.get("selection")
+    points = selection.get("points", []) if isinstance(selection, dict) else []
+    for point in points:
+        token = point.get("customdata") if isinstance(point, dict) else None
+        if isinstance(token, list):
+            token = token[0] if token else None
+        if isinstance(token, str):
+            return token
+    return None
+
+
+def set_sidebar_layer(token: str, tokens: Sequence[str]) -> None:
+    """Make ``token`` the sidebar's layer (ignored if it is not one of ``tokens``, this model's layers).
+
+    Call it as a widget callback: callbacks run before the script - and the sidebar's ``layer`` widget - run
+    again, the one moment Streamlit lets code set a widget's value. The widget is bound to the URL, so the
+    address bar and the share link follow.
+    """
+    if token in tokens:
+        st.session_state["layer"] = token
+
+
+def on_layer_click(chart_key: str, tokens: Sequence[str]) -> None:
+    """``on_select`` callback of a layer chart: the clicked bar's layer becomes the sidebar's layer."""
+    token = layer_from_selection(st.session_state.get(chart_key))
+    if token is not None:
+        set_sidebar_layer(token, tokens)
