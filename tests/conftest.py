@@ -71,3 +71,24 @@ def page(browser):
     p.set_default_timeout(90_000)
     yield p
     p.close()
+
+
+# --- app tests ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _restore_torch_threads():
+    """app.py sets torch to one thread for the server; give the rest of the test session its setting back."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def baseline_hashes() -> dict[str, str]:
+    """Fingerprints of the cached sample models before a module's pages ran (see ``model_hash``)."""
+    from model_hash import state_hash
+
+    import sample_models
+
+    return {name: state_hash(sample_models.load(name).model) for name in sample_models.names()}

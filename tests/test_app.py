@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import pytest
-import torch
 from model_hash import state_hash
 from streamlit.testing.v1 import AppTest
 
@@ -46,20 +45,6 @@ PAGES = {
 MODELS = sample_models.names()
 MAX_CHART_BYTES = 30_000
 TIMEOUT = 300  # seconds for one script run: MiniLM's first whole-model run on a busy 2-core machine
-
-
-@pytest.fixture(scope="module", autouse=True)
-def restore_torch_threads():
-    """app.py sets torch to one thread for the server; give the rest of the test session its setting back."""
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def baseline_hashes() -> dict[str, str]:
-    """State-dict hashes of the cached sample models before any page has run."""
-    return {name: state_hash(sample_models.load(name).model) for name in MODELS}
 
 
 def new_app(**params: str) -> AppTest:

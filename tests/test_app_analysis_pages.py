@@ -22,7 +22,6 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import pytest
-import torch
 from model_hash import state_hash
 from streamlit.testing.v1 import AppTest
 
@@ -41,19 +40,6 @@ MODELS = sample_models.names()
 SMALL_MODELS = ["tiny-linear", "digits-mlp", "digits-cnn"]
 MAX_CHART_BYTES = 30_000
 TIMEOUT = 600  # seconds per script run: a sweep on a busy 2-core machine
-
-
-@pytest.fixture(scope="module", autouse=True)
-def restore_torch_threads():
-    """app.py sets torch to one thread for the server; give the rest of the test session its setting back."""
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def baseline_hashes() -> dict[str, str]:
-    return {name: state_hash(sample_models.load(name).model) for name in MODELS}
 
 
 def open_page(page: str, **params: str) -> AppTest:

@@ -45,18 +45,6 @@ MODELS = sample_models.names()
 TRAINABLE = [m for m in MODELS if sample_models.load(m).train_inputs is not None]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def restore_torch_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def baseline_hashes() -> dict[str, str]:
-    return {name: state_hash(sample_models.load(name).model) for name in MODELS}
-
-
 @pytest.fixture()
 def fresh_store():
     """An empty QAT store for the test (the store is process-wide, like on a server)."""

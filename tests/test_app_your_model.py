@@ -31,14 +31,6 @@ TIMEOUT = 120
 MAX_CHART_BYTES = 30_000
 
 
-@pytest.fixture(scope="module", autouse=True)
-def restore_torch_threads():
-    """app.py sets torch to one thread for the server; give the rest of the test session its setting back."""
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
 # --- files ------------------------------------------------------------------------------------------------------
 
 
