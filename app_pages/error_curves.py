@@ -117,11 +117,6 @@ for kind, wanted in (("weights", controls.wants_weights), ("activations", contro
     if not wanted:
         continue
     with components.friendly_errors(f"draw the error curves of the {kind}"):
-        if kind == "activations" and not data.has_float_activations(controls.model, controls.layer):
-            st.info(
-                f"`{state.layer_token(controls.layer)}` is an embedding table: its input is integer ids, so there "
-                "are no float activations to quantize.",
-                icon="ℹ️",
-            )
+        if data.activations_missing_note(controls.model, controls.layer, kind):
             continue
         _section(kind)

@@ -106,12 +106,9 @@ def _charts() -> None:
     kinds = [k for k, wanted in (("weights", controls.wants_weights), ("activations", controls.wants_activations)) if wanted]
     for kind in kinds:
         with components.friendly_errors(f"quantize the {kind} of this layer"):
-            if kind == "activations" and not data.has_float_activations(controls.model, controls.layer):
-                st.info(
-                    f"`{state.layer_token(controls.layer)}` is an embedding table: its input is integer ids, so "
-                    "there are no float activations to quantize here. Its weights are the table itself.",
-                    icon="ℹ️",
-                )
+            if data.activations_missing_note(
+                controls.model, controls.layer, kind, " here. Its weights are the table itself"
+            ):
                 continue
             _section(kind, log_y)
 

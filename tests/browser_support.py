@@ -204,3 +204,18 @@ def wait_charts(page: object, count: int = 1, timeout_ms: float = 90_000) -> Non
 def bits_slider(page: object) -> object:
     """The sidebar's bit-width slider thumb (a native range input in Streamlit 1.67)."""
     return page.locator('[data-testid="stSidebar"]').get_by_role("slider", name="Bit width")
+
+
+def sidebar(page: object) -> object:
+    """The app's shared sidebar."""
+    return page.locator('[data-testid="stSidebar"]')
+
+
+def selectbox_text(page: object, label: str) -> str:
+    """The value a sidebar selectbox shows (a combobox input in Streamlit 1.67)."""
+    return sidebar(page).get_by_role("combobox", name=label, exact=True).input_value()
+
+
+def heading(page: object) -> str:
+    """The page's title."""
+    return page.locator("h1").first.inner_text()

@@ -349,3 +349,13 @@ def test_figure_builders_are_pure_and_ship_no_raw_values():
     df = pd.DataFrame({"bits": range(2, 17), "mse": np.logspace(-1, -9, 15), "sqnr_db": np.arange(15) * 6.0})
     curves = figures.error_curves_figure({"a": df, "b": df * 1.1}, "a", 4)
     assert {t.name for t in curves.data} >= {"a (current)", "current setting"}
+
+
+@pytest.mark.parametrize("page", ["tensor_explorer", "error_curves"])
+def test_activations_of_an_embedding_table_get_a_plain_note_not_an_error(page):
+    at = new_app(model="recsys", layer="user_emb", target="activations")
+    at.run()
+    at.switch_page(PAGES[page]).run()
+    assert not at.exception and not at.error
+    notes = [i.value for i in at.info]
+    assert any("`user_emb` is an embedding table" in n and "no float activations" in n for n in notes), notes

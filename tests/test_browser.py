@@ -20,6 +20,9 @@ from browser_support import (
     REPO,
     StreamlitServer,
     bits_slider,
+    heading,
+    selectbox_text,
+    sidebar,
     wait_charts,
     wait_idle,
 )
@@ -27,19 +30,6 @@ from browser_support import (
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 ARTIFACTS = REPO / "test-artifacts"
 PAGE_TITLES = {"": "Tensor explorer", "error-curves": "Error curves", "output-drift": "Output drift"}
-
-
-def sidebar(page):
-    return page.locator('[data-testid="stSidebar"]')
-
-
-def selectbox_text(page, label: str) -> str:
-    """The value a sidebar selectbox shows (a combobox input in Streamlit 1.67)."""
-    return sidebar(page).get_by_role("combobox", name=label, exact=True).input_value()
-
-
-def heading(page) -> str:
-    return page.locator("h1").first.inner_text()
 
 
 def chart_signature(page, n: int = 0) -> str | None:

@@ -16,7 +16,16 @@ import re
 from pathlib import Path
 
 import pytest
-from browser_support import JS_CHART_COUNT, REPO, bits_slider, wait_charts, wait_idle
+from browser_support import (
+    JS_CHART_COUNT,
+    REPO,
+    bits_slider,
+    heading,
+    selectbox_text,
+    sidebar,
+    wait_charts,
+    wait_idle,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 ARTIFACTS = REPO / "test-artifacts"
@@ -48,18 +57,6 @@ def page(browser):
     p.set_default_timeout(180_000)
     yield p
     p.close()
-
-
-def sidebar(page):
-    return page.locator('[data-testid="stSidebar"]')
-
-
-def selectbox_text(page, label: str) -> str:
-    return sidebar(page).get_by_role("combobox", name=label, exact=True).input_value()
-
-
-def heading(page) -> str:
-    return page.locator("h1").first.inner_text()
 
 
 def link_notices(page) -> int:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from browser_support import REPO, wait_charts
+from browser_support import REPO, heading, sidebar, wait_charts
 
 from quantlib.walkthrough import trace_value
 
@@ -25,14 +25,6 @@ def new_page(browser):
     p = browser.new_page()
     p.set_default_timeout(90_000)
     return p
-
-
-def sidebar(page):
-    return page.locator('[data-testid="stSidebar"]')
-
-
-def heading(page) -> str:
-    return page.locator("h1").first.inner_text()
 
 
 def metric(page, label: str, n: int = 1) -> list[str]:

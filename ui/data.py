@@ -134,6 +134,19 @@ def has_float_activations(model: str, layer: str) -> bool:
     return bool(_activations(model, layer).is_floating_point())
 
 
+def activations_missing_note(model: str, layer: str, kind: str, extra: str = "") -> bool:
+    """Show why an embedding table has no float activations and return True, when ``kind`` asks for them."""
+    if kind != "activations" or has_float_activations(model, layer):
+        return False
+    token = layer if layer else "root"
+    st.info(
+        f"`{token}` is an embedding table: its input is integer ids, so there are no float activations to "
+        f"quantize{extra}.",
+        icon="ℹ️",
+    )
+    return True
+
+
 def tensor_for(model: str, layer: str, kind: str, spec: QuantSpec) -> torch.Tensor:
     """The tensor a page analyses: the layer's weight (conv weights as ``(out, in·kh·kw)`` for per-group, as
     ``quantlib.model`` groups them) or its input activations."""
