@@ -192,9 +192,7 @@ def test_a_short_qat_run_completes_and_a_second_session_gets_it_from_the_store(f
     params = {"model": "digits-mlp", "bits": "2", "granularity": "channel"}
     at = open_page(QAT_PAGE, **params)
     at.slider(key="qat_epochs").set_value(2).run()
-    start = time.perf_counter()
     at.button(key="qat_train").click().run()
-    seconds = time.perf_counter() - start
     assert not at.exception and not at.error
     shown = metric_values(at)
     float_acc, ptq_acc, qat_acc = (float(shown[k][0].rstrip(" %")) for k in ("Float model", "PTQ", "QAT"))
@@ -205,7 +203,6 @@ def test_a_short_qat_run_completes_and_a_second_session_gets_it_from_the_store(f
     assert {"training loss", "QAT model on the evaluation set", "PTQ"} <= names
     assert max(len(s.encode()) for s in charts(at)) <= MAX_CHART_BYTES
     assert "trained just now" in texts(at, "caption")
-    assert seconds < 30, seconds
 
     # Another browser, same link: the stored run, no training (train_qat would fail the test).
     def no_training(*args, **kwargs):
