@@ -12,16 +12,13 @@ How a run behaves (the store and its rules are in :mod:`ui.teach_data`):
   records what it had ("stopped at epoch k") before the rerun, so the rerun shows the partial result. Moving
   any other widget mid-run does the same.
 
-Page inputs (epochs, learning rate) live in session state, not in the URL: ``ui/state.py`` has a URL helper for
-on/off page controls only. They survive page switches through a shadow copy.
+The page's own inputs (``epochs``, ``lr``) are URL parameters like the sidebar's, so a shared link names the run.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
-from typing import Any
 
 import streamlit as st
 
@@ -48,18 +45,6 @@ components.page_intro(
     "with **digits-mlp**, set the sidebar to **2 bits**, granularity **channel**, and press **Train**: PTQ keeps "
     "about 30 % accuracy, QAT wins back over 90 % in a second or two.",
 )
-
-
-def _kept(widget: Callable[..., Any], label: str, key: str, default: Any, **kwargs: Any) -> Any:
-    """A page input that survives page switches (a shadow copy in session state seeds the widget each run)."""
-    store_key = f"_qat_{key}"
-    st.session_state.setdefault(store_key, default)
-    st.session_state[key] = st.session_state[store_key]
-
-    def _save() -> None:
-        st.session_state[store_key] = st.session_state[key]
-
-    return widget(label, key=key, on_change=_save, **kwargs)
 
 
 def _m(value: float | None) -> str:
@@ -353,13 +338,13 @@ def _page() -> None:
                    f"**{qat_bits} bits** instead of the sidebar's {bits}.")
     c_ep, c_lr = st.columns(2)
     with c_ep:
-        epochs = int(_kept(st.slider, "Epochs", "qat_epochs", teach_data.DEFAULT_EPOCHS, min_value=1,
-                           max_value=teach_data.MAX_EPOCHS, help="Passes over the training set."))
+        epochs = int(state.page_widget(st.slider, "Epochs", "epochs", min_value=1, max_value=teach_data.MAX_EPOCHS,
+                                       value=teach_data.DEFAULT_EPOCHS, help="Passes over the training set."))
     with c_lr:
-        lr = float(_kept(st.select_slider, "Learning rate", "qat_lr", teach_data.DEFAULT_LR,
-                         options=list(teach_data.LR_CHOICES), format_func=lambda v: f"{v:g}",
-                         help="Adam's step size. Too large and the loss jumps around; too small and QAT "
-                         "barely moves the weights."))
+        lr = float(state.page_widget(st.select_slider, "Learning rate", "lr", options=list(teach_data.LR_CHOICES),
+                                     value=teach_data.DEFAULT_LR, format_func=lambda v: f"{v:g}",
+                                     help="Adam's step size. Too large and the loss jumps around; too small and QAT "
+                                     "barely moves the weights."))
     plan = teach_data.plan_for(controls.model)
     what = {"weights": "weights", "activations": "activations", "both": "weights and activations"}[controls.target]
     st.caption(

@@ -1,17 +1,13 @@
 """🧮 Formula walkthrough: one value through the formula, a 10 → 1 layer in integers (and the common mistake),
 and the MSE / SQNR formulas computed live on the chosen layer.
 
-Page inputs (the value, its range, the example) live in session state, not in the URL: ``ui/state.py`` has a URL
-helper for on/off page controls only (``page_toggle``). They survive page switches through a shadow copy (a
-widget's own state is dropped while its page is not shown). Bits, rounding, scheme, model and layer come from the
-shared sidebar, so a shared link reproduces those.
+The page's own inputs are URL parameters like the sidebar's (``x``, ``lo``, ``hi``, ``example``), so a shared
+link shows the same value worked through. Bits, rounding, scheme, model and layer come from the shared sidebar.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,6 +20,9 @@ controls = state.current()
 fmt = components.fmt
 #: Section 2 runs the layer as int8 hardware does, whatever the sidebar's bit width.
 LAYER_BITS = 8
+#: Section 1's first view: a value inside a range that does not straddle zero evenly (so z ≠ 0 shows).
+DEFAULT_X, DEFAULT_LO, DEFAULT_HI = 0.3, -0.5, 1.5
+_X_SLIDER = "wt_x_slider"
 
 components.page_intro(
     "Formula walkthrough",
@@ -40,21 +39,9 @@ components.page_intro(
 )
 
 
-def _kept(widget: Callable[..., Any], label: str, key: str, store: str, default: float, **kwargs: Any) -> Any:
-    """A page input whose value survives page switches: ``store`` (a plain session key) holds it; the widget
-    ``key`` is seeded from it on every run and writes back when moved. Two widgets may share one ``store``."""
-    store_key = f"_wt_{store}"
-    st.session_state.setdefault(store_key, default)
-    value = st.session_state[store_key]
-    lo, hi = kwargs.get("min_value"), kwargs.get("max_value")
-    if lo is not None and hi is not None:
-        value = min(max(value, lo), hi)  # a slider whose range moved must not hold a value outside it
-    st.session_state[key] = value
-
-    def _save() -> None:
-        st.session_state[store_key] = st.session_state[key]
-
-    return widget(label, key=key, on_change=_save, **kwargs)
+def _slide_x() -> None:
+    """The slider moved: the typed value (the one the link holds) follows it."""
+    st.session_state["x"] = st.session_state[_X_SLIDER]
 
 
 def _n(v: float, digits: int = 4) -> str:
@@ -122,11 +109,12 @@ def _one_value() -> None:
         st.caption(" ".join(notes))
     c_lo, c_hi = st.columns(2)
     with c_lo:
-        lo = _kept(st.number_input, "Range low", "wt_lo_input", "lo", -0.5, step=0.1, format="%.4f",
-                   help="The smallest value the grid must cover (from calibration: e.g. the minimum of a tensor).")
+        lo = state.page_widget(st.number_input, "Range low", "lo", value=DEFAULT_LO, step=0.1, format="%.4f",
+                               help="The smallest value the grid must cover (from calibration: e.g. the minimum "
+                               "of a tensor).")
     with c_hi:
-        hi = _kept(st.number_input, "Range high", "wt_hi_input", "hi", 1.5, step=0.1, format="%.4f",
-                   help="The largest value the grid must cover.")
+        hi = state.page_widget(st.number_input, "Range high", "hi", value=DEFAULT_HI, step=0.1, format="%.4f",
+                               help="The largest value the grid must cover.")
     if not (math.isfinite(lo) and math.isfinite(hi)) or not lo < hi:
         st.error("Range low must be below range high: the grid is spread between the two.", icon="🚫")
         return
@@ -135,12 +123,14 @@ def _one_value() -> None:
     s_lo = math.floor((lo - span / 2) / step) * step
     s_hi = math.ceil((hi + span / 2) / step) * step
     c_slide, c_type = st.columns([3, 1])
+    with c_type:  # first: the typed value is the one that counts (and the one in the link)
+        x = state.page_widget(st.number_input, "… or type it", "x", value=DEFAULT_X, step=float(step), format="%.6f",
+                              help="Any number; beyond the slider's ends too.")
     with c_slide:
-        x = _kept(st.slider, "Value x", "wt_x_slider", "x", 0.3, min_value=float(s_lo), max_value=float(s_hi),
-                  step=float(step), help="Goes half a range beyond each end, so you can watch clipping.")
-    with c_type:
-        x = _kept(st.number_input, "… or type it", "wt_x_typed", "x", 0.3, step=float(step), format="%.6f",
-                  help="Any number; beyond the slider's ends too.")
+        # The slider mirrors x, pinned inside its range (it goes half a range beyond each end of lo..hi).
+        st.session_state[_X_SLIDER] = min(max(float(x), s_lo), s_hi)
+        st.slider("Value x", min_value=float(s_lo), max_value=float(s_hi), step=float(step), key=_X_SLIDER,
+                  on_change=_slide_x, help="Goes half a range beyond each end, so you can watch clipping.")
     with components.friendly_errors("trace this value"):
         traces = {
             scheme: trace_value(float(x), float(lo), float(hi), bits, scheme=scheme,
@@ -202,9 +192,10 @@ def _layer_three_ways() -> None:
                "scheme follows the sidebar (asymmetric inputs add the zero-point correction term).")
     p = teach_data.tiny_linear_paths(bits, scheme)
     n = len(p["float"])
-    i = int(_kept(st.number_input, f"Evaluation input (0 – {n - 1})", "wt_example_input", "example", 0,
-                  min_value=0, max_value=n - 1, step=1,
-                  help="One of tiny-linear's evaluation inputs; the scales are calibrated on all of them."))
+    i = int(state.page_widget(st.number_input, f"Evaluation input (0 – {n - 1})", "example", value=0,
+                              min_value=0, max_value=n - 1, step=1,
+                              help="One of tiny-linear's evaluation inputs; the scales are calibrated on all of "
+                              "them."))
     x = p["x"][i]
     table = pd.DataFrame(
         [p["weight"], p["q_w"], x, p["q_x"][i]],

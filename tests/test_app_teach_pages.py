@@ -8,6 +8,8 @@
   a second session with the same settings shows the stored result without training; a run stopped by
   Streamlit (what a Stop click does) is kept as "stopped at epoch k"; the same settings give the same curve;
   the store stays bounded; a run in progress elsewhere is watched, not duplicated.
+- The pages' own inputs (QAT's epochs and learning rate; the walkthrough's value, range and example) come from
+  a link, go into the share link, survive a page switch, and bad values fall back with a notice.
 - The shared sample models are unchanged after all of it.
 """
 
@@ -19,6 +21,7 @@ import json
 import math
 import time
 from pathlib import Path
+from urllib.parse import parse_qsl, urlparse
 
 import numpy as np
 import plotly.graph_objects as go
@@ -60,6 +63,21 @@ def open_page(page: str, **params: str) -> AppTest:
     at.run()
     at.switch_page(page).run()
     return at
+
+
+def open_link(page: str, **params: str) -> AppTest:
+    """A shared link straight to ``page``: its first run is that page, so the page's own parameters are read
+    (and judged) from the URL."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params.update(params)
+    at.switch_page(page).run()
+    return at
+
+
+def link_query(at: AppTest) -> dict[str, str]:
+    """The parameters of the page's "share this view" link."""
+    link = next(c.value for c in at.code if "model=" in c.value)
+    return dict(parse_qsl(urlparse(link).query))
 
 
 def charts(at: AppTest) -> list[str]:
@@ -109,9 +127,9 @@ def test_teach_pages_run_for_every_sample_model(baseline_hashes, fresh_store, mo
 
 def test_the_displayed_q_of_a_value_is_quantlibs():
     at = open_page(WALK_PAGE, model="digits-mlp", bits="4", rounding="nearest")
-    at.number_input(key="wt_lo_input").set_value(-0.8).run()
-    at.number_input(key="wt_hi_input").set_value(2.1).run()
-    at.number_input(key="wt_x_typed").set_value(0.77).run()
+    at.number_input(key="lo").set_value(-0.8).run()
+    at.number_input(key="hi").set_value(2.1).run()
+    at.number_input(key="x").set_value(0.77).run()
     assert not at.exception and not at.error
     shown = metric_values(at)["stored integer q"]
     for scheme, q_text in zip(("symmetric", "asymmetric"), shown, strict=True):
@@ -124,7 +142,7 @@ def test_the_displayed_q_of_a_value_is_quantlibs():
 
 def test_a_value_beyond_the_range_is_clipped_and_says_so():
     at = open_page(WALK_PAGE, model="tiny-linear", bits="3")
-    at.number_input(key="wt_x_typed").set_value(5.0).run()
+    at.number_input(key="x").set_value(5.0).run()
     assert not at.exception
     assert metric_values(at)["stored integer q"] == ["3", "7"], "the top of each 3-bit grid"
     assert "clipping" in texts(at, "warning")
@@ -132,7 +150,7 @@ def test_a_value_beyond_the_range_is_clipped_and_says_so():
 
 def test_an_empty_range_is_a_plain_message():
     at = open_page(WALK_PAGE, model="tiny-linear")
-    at.number_input(key="wt_hi_input").set_value(-1.0).run()
+    at.number_input(key="hi").set_value(-1.0).run()
     assert not at.exception
     assert "Range low must be below range high" in texts(at, "error")
     assert len(charts(at)) == 2, "the other two sections still draw"
@@ -140,15 +158,58 @@ def test_an_empty_range_is_a_plain_message():
 
 def test_page_inputs_survive_a_page_switch():
     at = open_page(WALK_PAGE, model="tiny-linear")
-    at.number_input(key="wt_x_typed").set_value(1.25).run()
+    at.number_input(key="x").set_value(1.25).run()
     at.switch_page("app_pages/tensor_explorer.py").run()
     at.switch_page(WALK_PAGE).run()
-    assert at.number_input(key="wt_x_typed").value == pytest.approx(1.25)
+    assert at.number_input(key="x").value == pytest.approx(1.25)
+
+
+def test_a_walkthrough_link_reproduces_the_value_its_range_and_the_example():
+    at = open_link(WALK_PAGE, model="tiny-linear", bits="4", x="0.77", lo="-0.8", hi="2.1", example="7")
+    assert not at.exception and not at.error
+    assert not [w for w in at.warning if "could not be used" in w.value]
+    values = {k: at.number_input(key=k).value for k in ("x", "lo", "hi", "example")}
+    assert values == {"x": pytest.approx(0.77), "lo": pytest.approx(-0.8), "hi": pytest.approx(2.1), "example": 7}
+    assert at.slider(key="wt_x_slider").value == pytest.approx(0.77)
+    assert metric_values(at)["stored integer q"][0] == str(trace_value(0.77, -0.8, 2.1, 4, "symmetric").q)
+    assert {"x": "0.77", "lo": "-0.8", "hi": "2.1", "example": "7"}.items() <= link_query(at).items()
+
+
+def test_moving_the_slider_moves_the_typed_value_and_the_link():
+    at = open_link(WALK_PAGE, model="tiny-linear")
+    at.slider(key="wt_x_slider").set_value(1.0).run()
+    assert not at.exception
+    assert at.number_input(key="x").value == pytest.approx(1.0)
+    assert link_query(at)["x"] == "1"
+
+
+def test_a_qat_link_sets_epochs_and_learning_rate(fresh_store):
+    at = open_link(QAT_PAGE, model="digits-mlp", epochs="4", lr="0.0001")
+    assert not at.exception and not at.error
+    assert at.slider(key="epochs").value == 4
+    assert at.select_slider(key="lr").value == pytest.approx(1e-4)
+    assert {"epochs": "4", "lr": "0.0001"}.items() <= link_query(at).items()
+    assert not [w for w in at.warning if "could not be used" in w.value]
+
+
+@pytest.mark.parametrize(
+    ("page", "params", "expected"),
+    [
+        (QAT_PAGE, {"epochs": "50", "lr": "0.5"}, ["`epochs=50`", "using `3`", "`lr=0.5`", "using `0.001`"]),
+        (WALK_PAGE, {"x": "abc", "lo": "nan", "example": "9999"}, ["`x=abc`", "`lo=nan`", "`example=9999`"]),
+    ],
+)
+def test_bad_page_values_in_a_link_fall_back_with_a_notice(page, params, expected):
+    at = open_link(page, model="digits-mlp", **params)
+    assert not at.exception and not at.error
+    notice = " ".join(w.value for w in at.warning if "could not be used" in w.value)
+    for part in expected:
+        assert part in notice
 
 
 def test_the_layer_three_ways_matches_integer_linear():
     at = open_page(WALK_PAGE, model="digits-mlp", scheme="asymmetric")
-    at.number_input(key="wt_example_input").set_value(7).run()
+    at.number_input(key="example").set_value(7).run()
     sm = sample_models.load("tiny-linear")
     r = integer_linear(sm.model.linear.weight.detach(), sm.model.linear.bias.detach(), sm.eval_inputs, bits=8,
                        input_scheme="asymmetric")
@@ -191,7 +252,7 @@ def test_a_failure_in_one_section_is_a_plain_message(monkeypatch):
 def test_a_short_qat_run_completes_and_a_second_session_gets_it_from_the_store(fresh_store, monkeypatch):
     params = {"model": "digits-mlp", "bits": "2", "granularity": "channel"}
     at = open_page(QAT_PAGE, **params)
-    at.slider(key="qat_epochs").set_value(2).run()
+    at.slider(key="epochs").set_value(2).run()
     at.button(key="qat_train").click().run()
     assert not at.exception and not at.error
     shown = metric_values(at)
@@ -210,7 +271,7 @@ def test_a_short_qat_run_completes_and_a_second_session_gets_it_from_the_store(f
 
     monkeypatch.setattr(teach_data, "train_qat", no_training)
     at2 = open_page(QAT_PAGE, **params)
-    at2.slider(key="qat_epochs").set_value(2).run()
+    at2.slider(key="epochs").set_value(2).run()
     assert not at2.exception and not at2.error
     assert metric_values(at2)["QAT"] == shown["QAT"]
     assert "trained earlier on this server" in texts(at2, "caption")
@@ -327,7 +388,7 @@ def test_the_store_is_bounded_and_takes_over_abandoned_runs():
 
 def test_the_sweep_trains_every_width_and_fills_the_chart(fresh_store):
     at = open_page(QAT_PAGE, model="digits-mlp", bits="3", scheme="asymmetric")
-    at.slider(key="qat_epochs").set_value(1).run()
+    at.slider(key="epochs").set_value(1).run()
     at.button(key="qat_sweep").click().run()
     assert not at.exception and not at.error
     sweep = json.loads(charts(at)[-1])
@@ -343,7 +404,7 @@ def test_cached_sample_models_are_unchanged_after_the_teach_pages_ran(baseline_h
     for model in MODELS:
         at = open_page(QAT_PAGE, model=model, bits="2")
         if model in TRAINABLE:
-            at.slider(key="qat_epochs").set_value(1).run()
+            at.slider(key="epochs").set_value(1).run()
             at.button(key="qat_train").click().run()
             assert not at.exception and not at.error
         open_page(WALK_PAGE, model=model)

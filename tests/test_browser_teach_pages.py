@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from browser_support import REPO, heading, sidebar, wait_charts
+from browser_support import REPO, heading, sidebar, wait_charts, wait_idle
 
 from quantlib.walkthrough import trace_value
 
@@ -69,6 +69,30 @@ def test_walkthrough_from_a_shared_link(server, browser):
         assert "conv2" in p.get_by_text("The weights of").first.inner_text()
         assert "Traceback" not in p.content()
         screenshots(p, "walkthrough")
+    finally:
+        p.close()
+
+
+def test_the_walkthrough_value_lives_in_the_address_bar_and_survives_a_page_switch(server, browser):
+    p = new_page(browser)
+    try:
+        p.goto(f"{server.url}/walkthrough?model=tiny-linear&bits=4&x=0.77&lo=-0.8&hi=2.1&example=7")
+        wait_charts(p, 4)
+        expected = [str(trace_value(0.77, -0.8, 2.1, 4, s).q) for s in ("symmetric", "asymmetric")]
+        assert metric(p, "stored integer q", 2) == expected
+        assert p.get_by_role("spinbutton", name="Evaluation input (0 – 255)").input_value() == "7"
+        slider = p.locator('[data-testid="stMain"]').get_by_role("slider", name="Value x")
+        slider.focus()
+        slider.press("ArrowRight")  # one step of 0.01 on this range
+        p.wait_for_url(re.compile(r"[?&]x=0\.78(&|$)"))
+        wait_idle(p)
+        assert p.get_by_role("spinbutton", name="… or type it").input_value() == "0.780000"
+        sidebar(p).get_by_role("link", name="Tensor explorer").click()
+        wait_charts(p, 1)
+        sidebar(p).get_by_role("link", name="Formula walkthrough").click()
+        wait_charts(p, 4)
+        assert p.get_by_role("spinbutton", name="… or type it").input_value() == "0.780000"
+        assert re.search(r"[?&]x=0\.78(&|$)", p.url), p.url
     finally:
         p.close()
 

@@ -62,6 +62,12 @@ PAGE_PARAMS: dict[str, str] = {
     "only_layer": "true or false",
     "sens_view": "one of the three views of the sensitivity page",
     "avg_bits": "a number of bits per weight from 2 to 8",
+    "epochs": "a whole number of QAT epochs from 1 to 10",
+    "lr": "one of the learning rates 0.0001, 0.0003, 0.001, 0.003, 0.01",
+    "x": "a number",
+    "lo": "a number: the low end of the range",
+    "hi": "a number: the high end of the range",
+    "example": "the number of one of tiny-linear's evaluation inputs, from 0",
 }
 #: Streamlit's own parameters, never ours to judge.
 _STREAMLIT_PARAMS = {"embed", "embed_options"}
@@ -525,12 +531,15 @@ def show_link_notice(container) -> None:  # noqa: ANN001 - a Streamlit container
 
 
 def page_extras() -> dict[str, str]:
-    """The page-local bound controls rendered on this run, spelled for a link."""
+    """The page-local bound controls rendered on this run, spelled for a link (an off toggle is left out)."""
     extras = {}
     for key in _rendered_page_keys():
         value = st.session_state[key]
-        if value:
-            extras[key] = str(value).lower() if isinstance(value, bool) else str(value)
+        if isinstance(value, bool):
+            if value:
+                extras[key] = "true"
+        elif value is not None and value != "":
+            extras[key] = f"{value:.10g}" if isinstance(value, float) else str(value)
     return extras
 
 
