@@ -16,6 +16,7 @@ import functools
 import json
 import threading
 from pathlib import Path
+from urllib.parse import parse_qsl, urlparse
 
 import numpy as np
 import pandas as pd
@@ -318,8 +319,9 @@ def test_the_budget_slider_is_bound_to_the_url_and_moves_the_choice():
     no_failures(at)
     avg = next(m for m in at.metric if m.label == "Average width")
     assert avg.value == "8.00 bits"
-    link = " ".join(c.value for c in at.code if "model=" in c.value)
-    assert "avg_bits=8.0" in link and "sens_view=" in link
+    link = next(c.value for c in at.code if "model=" in c.value)
+    query = dict(parse_qsl(urlparse(link).query))
+    assert float(query["avg_bits"]) == 8.0 and "sens_view" in query
 
 
 def test_the_view_is_bound_to_the_url_and_a_bad_value_is_reported():

@@ -26,10 +26,10 @@ from .figures import (
     QUANT_COLOR,
     STAR,
     Trace,
-    _axis,
-    _f32,
-    _figure,
-    _legend_entries,
+    axis_layout,
+    f32,
+    legend_entries,
+    make_figure,
 )
 
 #: One colour per bit width of the mixed-precision charts (fewer bits = warmer).
@@ -53,14 +53,14 @@ def _rows_height(n: int, minimum: int = 200) -> int:
 
 
 def _top_axis_figure(data: list[Trace], title: str, height: int, legend: bool = True, **layout: Any) -> go.Figure:
-    """:func:`ui.figures._figure` with the x axes at the top, where a tall chart of many layers is read first.
+    """:func:`ui.figures.make_figure` with the x axes at the top, where a tall chart of many layers is read first.
 
     The top margin grows by :data:`TOP_AXIS_PX` so the axis title does not run into the figure title (built
     in one call, like every figure here: no update_layout re-validation).
     """
-    rows = -(-_legend_entries(data) // 2) if legend else 0
-    top = 42 + 22 * rows + TOP_AXIS_PX  # ui.figures._figure's title + legend room, plus the axis
-    return _figure(data, title, height + TOP_AXIS_PX, legend=legend,
+    rows = -(-legend_entries(data) // 2) if legend else 0
+    top = 42 + 22 * rows + TOP_AXIS_PX  # ui.figures.make_figure's title + legend room, plus the axis
+    return make_figure(data, title, height + TOP_AXIS_PX, legend=legend,
                    margin={"l": 10, "r": 10, "t": top, "b": 10}, **layout)
 
 
@@ -128,8 +128,8 @@ def layer_bars(
     return _top_axis_figure(
         data, title, _rows_height(n), legend=reference is not None,
         bargap=0.25, shapes=shapes,
-        xaxis=_axis(value_title, domain=[0.0, 0.55], zeroline=True, zerolinecolor=GRID_COLOR, side="top"),
-        xaxis2=_axis(sqnr_title, domain=[0.62, 1.0], anchor="y", side="top"),
+        xaxis=axis_layout(value_title, domain=[0.0, 0.55], zeroline=True, zerolinecolor=GRID_COLOR, side="top"),
+        xaxis2=axis_layout(sqnr_title, domain=[0.62, 1.0], anchor="y", side="top"),
         yaxis=_category_axis(names, tickvals=names, ticktext=_bold(names, tokens, current)),
         hovermode="closest",
         clickmode="event+select",
@@ -177,7 +177,7 @@ def sensitivity_heatmap(
     return _top_axis_figure(
         data, f"{metric_name} drop with only that layer quantized", _rows_height(len(labels)), legend=False,
         shapes=shapes,
-        xaxis=_axis("bit width", type="category", side="top"),
+        xaxis=axis_layout("bit width", type="category", side="top"),
         yaxis=_category_axis(list(labels), tickvals=list(labels), ticktext=ticks),
     )
 
@@ -204,7 +204,7 @@ def bits_per_layer(
     for b in sorted(set(int(v) for v in bits_arr)):
         idx = np.flatnonzero(bits_arr == b)
         data.append({
-            "type": "bar", "orientation": "h", "x": _f32(bits_arr[idx]), "y": [labels[i] for i in idx],
+            "type": "bar", "orientation": "h", "x": f32(bits_arr[idx]), "y": [labels[i] for i in idx],
             "customdata": np.asarray([[tokens[i], f"{int(numel[i]):,}"] for i in idx], dtype=object),
             "name": f"{b} bits", "marker": {"color": BITS_COLORS.get(b, GRID_COLOR)},
             "hovertemplate": "%{customdata[0]}: %{x} bits · %{customdata[1]} weights<extra></extra>",
@@ -213,7 +213,7 @@ def bits_per_layer(
     return _top_axis_figure(
         data, title, _rows_height(len(labels), 160),
         bargap=0.25,
-        xaxis=_axis("bits", range=[0, top + 0.5], dtick=2, side="top"),
+        xaxis=axis_layout("bits", range=[0, top + 0.5], dtick=2, side="top"),
         yaxis=_category_axis(list(labels)),
     )
 
@@ -234,13 +234,13 @@ def pareto_chart(
     uniform = front[front["kind"] == "uniform"].sort_values("size_bytes")
     kb = 1 / 1000
     data: list[Trace] = [
-        {"type": "scatter", "x": _f32(mixed["size_bytes"] * kb), "y": _f32(mixed["metric"]),
+        {"type": "scatter", "x": f32(mixed["size_bytes"] * kb), "y": f32(mixed["metric"]),
          "mode": "lines+markers", "name": "mixed precision (best mixes)",
          "line": {"color": QUANT_COLOR, "width": 2}, "marker": {"size": 7},
-         "customdata": _f32(mixed["avg_bits"]),
+         "customdata": f32(mixed["avg_bits"]),
          "hovertemplate": "%{customdata:.2f} bits/weight<br>%{x:.4g} kB · " + metric_name
          + " %{y:.4g}<extra>mixed</extra>"},
-        {"type": "scatter", "x": _f32(uniform["size_bytes"] * kb), "y": _f32(uniform["metric"]),
+        {"type": "scatter", "x": f32(uniform["size_bytes"] * kb), "y": f32(uniform["metric"]),
          "mode": "markers+text", "name": "uniform: every layer the same width",
          "text": [str(lab).replace("uniform ", "") for lab in uniform["label"]], "textposition": "top center",
          "marker": {"symbol": "diamond", "size": 11, "color": FLOAT_COLOR},
@@ -257,9 +257,9 @@ def pareto_chart(
                      "marker": STAR,
                      "hovertemplate": "your budget<br>%{x:.4g} kB · " + metric_name + " %{y:.4g}<extra></extra>"})
     better = "higher" if higher_is_better else "lower"
-    return _figure(
+    return make_figure(
         data, "Size vs task metric (measured)", 340,
-        xaxis=_axis("model size (kB)"), yaxis=_axis(f"{metric_name} ({better} is better)"),
+        xaxis=axis_layout("model size (kB)"), yaxis=axis_layout(f"{metric_name} ({better} is better)"),
     )
 
 
@@ -279,12 +279,12 @@ def storage_bars(
              "<br>float32: %{customdata[3]}<extra></extra>")
     q_off = "quantized"
     data: list[Trace] = [
-        {"type": "bar", "orientation": "h", "x": _f32(float_bytes), "y": names, "name": "float32 weight",
+        {"type": "bar", "orientation": "h", "x": f32(float_bytes), "y": names, "name": "float32 weight",
          "marker": {"color": FLOAT_COLOR, "opacity": 0.45}, "offsetgroup": "float", "customdata": custom,
          "hovertemplate": hover},
-        {"type": "bar", "orientation": "h", "x": _f32(payload), "y": names, "name": "quantized codes",
+        {"type": "bar", "orientation": "h", "x": f32(payload), "y": names, "name": "quantized codes",
          "marker": {"color": QUANT_COLOR}, "offsetgroup": q_off, "customdata": custom, "hovertemplate": hover},
-        {"type": "bar", "orientation": "h", "x": _f32(overhead), "y": names, "base": _f32(payload),
+        {"type": "bar", "orientation": "h", "x": f32(overhead), "y": names, "base": f32(payload),
          "name": "scales + zero points", "marker": {"color": OVERHEAD_COLOR}, "offsetgroup": q_off,
          "customdata": custom, "hovertemplate": hover},
     ]
@@ -292,7 +292,7 @@ def storage_bars(
     return _top_axis_figure(
         data, "Storage of each layer's weight", _rows_height(int(len(names) * 1.4)),
         barmode="group", bargap=0.2, bargroupgap=0.05,
-        xaxis=_axis("bytes", exponentformat="SI", side="top"),
+        xaxis=axis_layout("bytes", exponentformat="SI", side="top"),
         yaxis=_category_axis(names, tickvals=names, ticktext=ticks),
     )
 
@@ -310,13 +310,13 @@ def storage_totals(float_bytes: int, payload: int, overhead: int, other: int) ->
     data: list[Trace] = []
     base = np.zeros(2)
     for name, vals, color in segments:
-        data.append({"type": "bar", "orientation": "h", "x": _f32(vals), "y": rows, "base": _f32(base),
+        data.append({"type": "bar", "orientation": "h", "x": f32(vals), "y": rows, "base": f32(base),
                      "name": name, "marker": {"color": color}, "customdata": [_human(v) for v in vals],
                      "hovertemplate": name + ": %{customdata}<extra></extra>"})
         base = base + np.asarray(vals, dtype=np.float64)
-    return _figure(
+    return make_figure(
         data, "Whole model", 130, barmode="overlay", bargap=0.3,
-        xaxis=_axis("bytes", exponentformat="SI"), yaxis=_category_axis(rows),
+        xaxis=axis_layout("bytes", exponentformat="SI"), yaxis=_category_axis(rows),
     )
 
 
@@ -327,9 +327,9 @@ def latency_bars(rows: Sequence[Mapping[str, Any]], title: str) -> go.Figure:
     """
     colors = {"float": FLOAT_COLOR, "int8": BEST_COLOR, "fake": FAKE_COLOR}
     labels = [r["label"] for r in rows]
-    med = _f32([r["median_ms"] for r in rows])
-    plus = _f32([max(r["p90_ms"] - r["median_ms"], 0.0) for r in rows])
-    minus = _f32([max(r["median_ms"] - r["p10_ms"], 0.0) for r in rows])
+    med = f32([r["median_ms"] for r in rows])
+    plus = f32([max(r["p90_ms"] - r["median_ms"], 0.0) for r in rows])
+    minus = f32([max(r["median_ms"] - r["p10_ms"], 0.0) for r in rows])
     data: list[Trace] = [
         {"type": "bar", "orientation": "h", "x": med, "y": labels, "name": "median",
          "marker": {"color": [colors.get(r["kind"], GRID_COLOR) for r in rows]},
@@ -340,9 +340,9 @@ def latency_bars(rows: Sequence[Mapping[str, Any]], title: str) -> go.Figure:
          "textfont": {"color": "#FFFFFF"},
          "hovertemplate": "%{y}: median %{x:.3g} ms<extra></extra>"},
     ]
-    return _figure(
+    return make_figure(
         data, title, 40 * len(rows) + 50, legend=False, bargap=0.3,
-        xaxis=_axis("milliseconds per call (bar: median, whisker: 10th-90th percentile)", rangemode="tozero"),
+        xaxis=axis_layout("milliseconds per call (bar: median, whisker: 10th-90th percentile)", rangemode="tozero"),
         yaxis=_category_axis(labels),
     )
 

@@ -36,11 +36,12 @@ STAR = {"symbol": "star", "size": 18, "color": HIGHLIGHT_COLOR, "line": {"width"
 Trace = dict[str, Any]
 
 
-def _f32(a: Sequence[float] | np.ndarray) -> np.ndarray:
+def f32(a: Sequence[float] | np.ndarray) -> np.ndarray:
+    """float32: half the bytes of float64 in a chart message, and plenty for a plot."""
     return np.asarray(a, dtype=np.float32)
 
 
-def _legend_entries(data: list[Trace]) -> int:
+def legend_entries(data: list[Trace]) -> int:
     """How many entries the legend shows (traces sharing a legend group count once)."""
     seen = set()
     for trace in data:
@@ -49,13 +50,21 @@ def _legend_entries(data: list[Trace]) -> int:
     return len(seen)
 
 
-def _figure(data: list[Trace], title: str, height: int, legend: bool = True, **layout: Any) -> go.Figure:
-    """One figure from plain dicts, with the common layout.
+def make_figure(
+    data: list[Trace], title: str, height: int, legend: bool = True, legend_rows: int | None = None, **layout: Any
+) -> go.Figure:
+    """One figure from plain dicts, with the common layout; ``height`` is the plot's, without the top margin.
 
     The title sits at the top and the legend right under it, both in the top margin, which is sized for the
-    legend wrapped two entries to a line (a phone); on a wide screen that leaves a little air, never an overlap.
+    legend wrapped two entries to a line (a phone) unless ``legend_rows`` says how many lines the legend takes
+    (long entries); on a wide screen that leaves a little air, never an overlap.
     """
-    rows = -(-_legend_entries(data) // 2) if legend else 0
+    if not legend:
+        rows = 0
+    elif legend_rows is not None:
+        rows = legend_rows
+    else:
+        rows = -(-legend_entries(data) // 2)
     top = 42 + 22 * rows
     base = {
         "template": "none",
@@ -78,12 +87,12 @@ def _bins(edges: np.ndarray) -> dict[str, float]:
     return {"x0": float(edges[0]) + width / 2, "dx": width, "width": width}
 
 
-def _axis(title: str, **more: Any) -> dict[str, Any]:
+def axis_layout(title: str, **more: Any) -> dict[str, Any]:
     return {"title": {"text": title}, "automargin": True, **more}
 
 
-def _log_axis(title: str, **more: Any) -> dict[str, Any]:
-    return _axis(title, type="log", exponentformat="power", **more)
+def log_axis_layout(title: str, **more: Any) -> dict[str, Any]:
+    return axis_layout(title, type="log", exponentformat="power", **more)
 
 
 def value_histogram(
@@ -105,12 +114,12 @@ def value_histogram(
     bins = _bins(edges)
     data: list[Trace] = [
         {
-            "type": "bar", **bins, "y": _f32(float_counts), "name": "float",
+            "type": "bar", **bins, "y": f32(float_counts), "name": "float",
             "marker": {"color": FLOAT_COLOR}, "opacity": 0.85, "xaxis": "x", "yaxis": "y",
             "hovertemplate": "%{x:.4g}: %{y} values<extra>float</extra>",
         },
         {
-            "type": "bar", **bins, "y": _f32(quant_counts), "name": "dequantized",
+            "type": "bar", **bins, "y": f32(quant_counts), "name": "dequantized",
             "marker": {"color": QUANT_COLOR}, "opacity": 0.9, "xaxis": "x", "yaxis": "y2",
             "hovertemplate": "%{x:.4g}: %{y} values<extra>dequantized</extra>",
         },
@@ -119,7 +128,7 @@ def value_histogram(
         # A rug on a hidden [0, 1] axis over the lower panel: at its bottom on a linear or a log count scale.
         data.append(
             {
-                "type": "scatter", "x": _f32(grid), "y": np.full(len(grid), 0.03, dtype=np.float32),
+                "type": "scatter", "x": f32(grid), "y": np.full(len(grid), 0.03, dtype=np.float32),
                 "xaxis": "x", "yaxis": "y3", "mode": "markers", "name": f"grid levels ({len(grid)})",
                 "marker": {"symbol": "line-ns-open", "size": 16, "color": GRID_COLOR, "line": {"width": 1.5}},
                 "hovertemplate": "grid level %{x:.4g}<extra></extra>",
@@ -139,24 +148,24 @@ def value_histogram(
              "yaxis": "y", "name": f"clip range [{clip[0]:.3g}, {clip[1]:.3g}]"}
         )
     scale = {"type": "log" if log_y else "linear", "exponentformat": "power"}
-    return _figure(
+    return make_figure(
         data, title, 520,
         barmode="overlay", bargap=0, shapes=shapes,
-        xaxis=_axis(x_title, anchor="y2"),
-        yaxis=_axis("float: count", domain=[0.53, 1.0], **scale),
-        yaxis2=_axis("quantized: count", domain=[0.0, 0.47], **scale),
+        xaxis=axis_layout(x_title, anchor="y2"),
+        yaxis=axis_layout("float: count", domain=[0.53, 1.0], **scale),
+        yaxis2=axis_layout("quantized: count", domain=[0.0, 0.47], **scale),
         yaxis3={"overlaying": "y2", "range": [0, 1], "visible": False, "fixedrange": True},
     )
 
 
 def error_histogram(edges: np.ndarray, counts: np.ndarray, log_y: bool = False) -> go.Figure:
     """Histogram of the quantization error ``x̂ - x``."""
-    data = [{"type": "bar", **_bins(edges), "y": _f32(counts), "name": "error",
+    data = [{"type": "bar", **_bins(edges), "y": f32(counts), "name": "error",
              "marker": {"color": ERROR_COLOR}, "opacity": 0.8}]
-    return _figure(
+    return make_figure(
         data, "Quantization error", 300, legend=False, bargap=0,
-        xaxis=_axis("error  x̂ − x"),
-        yaxis=_axis("count", type="log" if log_y else "linear", exponentformat="power"),
+        xaxis=axis_layout("error  x̂ − x"),
+        yaxis=axis_layout("count", type="log" if log_y else "linear", exponentformat="power"),
     )
 
 
@@ -172,25 +181,25 @@ def block_chart(blocks: Mapping[str, np.ndarray], unit: str, shared_range: bool)
     clip_line = {"color": CLIP_COLOR, "dash": "dash", "width": 1.5}
     clip_name = "shared clip range" if shared_range else f"{unit} clip range"
     data: list[Trace] = [
-        {"type": "scatter", **rank, "y": _f32(blocks["max"]), "mode": "lines", "name": f"{unit} max",
+        {"type": "scatter", **rank, "y": f32(blocks["max"]), "mode": "lines", "name": f"{unit} max",
          "line": {"color": FLOAT_COLOR, "width": 1}, "hoverinfo": "skip"},
-        {"type": "scatter", **rank, "y": _f32(blocks["min"]), "mode": "lines", "name": f"{unit} min",
+        {"type": "scatter", **rank, "y": f32(blocks["min"]), "mode": "lines", "name": f"{unit} min",
          "line": {"color": FLOAT_COLOR, "width": 1}, "fill": "tonexty", "fillcolor": "rgba(76,120,168,0.3)",
          "hoverinfo": "skip"},
-        {"type": "scatter", **rank, "y": _f32(blocks["clip_hi"]), "mode": "lines", "name": clip_name,
+        {"type": "scatter", **rank, "y": f32(blocks["clip_hi"]), "mode": "lines", "name": clip_name,
          "legendgroup": "clip", "line": clip_line, "hoverinfo": "skip"},
-        {"type": "scatter", **rank, "y": _f32(blocks["clip_lo"]), "mode": "lines", "name": clip_name,
+        {"type": "scatter", **rank, "y": f32(blocks["clip_lo"]), "mode": "lines", "name": clip_name,
          "legendgroup": "clip", "showlegend": False, "line": clip_line, "hoverinfo": "skip"},
-        {"type": "scatter", **rank, "y": np.maximum(_f32(blocks["mse"]), np.float32(1e-30)), "xaxis": "x",
+        {"type": "scatter", **rank, "y": np.maximum(f32(blocks["mse"]), np.float32(1e-30)), "xaxis": "x",
          "yaxis": "y2", "mode": "markers", "name": f"MSE of the {unit}", "marker": {"color": ERROR_COLOR, "size": 4},
          "customdata": index, "hovertemplate": f"{unit} %{{customdata}}: MSE %{{y:.3g}}<extra></extra>"},
     ]
     shown = f" ({n} of {blocks['total']} shown)" if n < blocks["total"] else ""
-    return _figure(
+    return make_figure(
         data, f"Range and error of each {unit}", 480,
-        xaxis=_axis(f"{unit}s, widest range first{shown}", anchor="y2"),
-        yaxis=_axis("value range", domain=[0.42, 1.0]),
-        yaxis2=_log_axis("MSE", domain=[0.0, 0.36]),
+        xaxis=axis_layout(f"{unit}s, widest range first{shown}", anchor="y2"),
+        yaxis=axis_layout("value range", domain=[0.42, 1.0]),
+        yaxis2=log_axis_layout("MSE", domain=[0.0, 0.36]),
     )
 
 
@@ -219,29 +228,29 @@ def error_curves_figure(
     for i, (label, df) in enumerate(curves.items()):
         is_current = label == current
         color = HIGHLIGHT_COLOR if is_current else CURVE_COLORS[i % len(CURVE_COLORS)]
-        cols = {c: _f32(df[c]) for c in ("mse", "sqnr_db")}
+        cols = {c: f32(df[c]) for c in ("mse", "sqnr_db")}
         pair(
             {"type": "scatter", "mode": "lines+markers", "name": f"{label} (current)" if is_current else label,
              "line": {"color": color, "width": 3.5 if is_current else 1.5}, "marker": {"size": 5}},
-            label, _f32(df["bits"]), cols,
+            label, f32(df["bits"]), cols,
         )
         if is_current and current_bits in set(df["bits"]):
             hit = df[df["bits"] == current_bits].iloc[0]
             star = {"type": "scatter", "mode": "markers", "name": "current setting", "marker": STAR}
             # No legend entry of its own: the star is explained under the chart, and the legend stays short.
-            pair(star, label, _f32([current_bits]), {c: _f32([hit[c]]) for c in ("mse", "sqnr_db")}, legend=False)
+            pair(star, label, f32([current_bits]), {c: f32([hit[c]]) for c in ("mse", "sqnr_db")}, legend=False)
     for label, df in (reference or {}).items():
         pair({"type": "scatter", "mode": "lines", "name": label,
               "line": {"color": GRID_COLOR, "dash": "dot", "width": 1.5}},
-             label, _f32(df["bits"]), {c: _f32(df[c]) for c in ("mse", "sqnr_db")})
+             label, f32(df["bits"]), {c: f32(df[c]) for c in ("mse", "sqnr_db")})
     for label, (bits, mse, sqnr) in (points or {}).items():
-        pair({"type": "scatter", "mode": "markers", "name": label, "marker": STAR}, label, _f32([bits]),
-             {"mse": _f32([mse]), "sqnr_db": _f32([sqnr])})
-    return _figure(
+        pair({"type": "scatter", "mode": "markers", "name": label, "marker": STAR}, label, f32([bits]),
+             {"mse": f32([mse]), "sqnr_db": f32([sqnr])})
+    return make_figure(
         data, "Error vs bit width", 640,
-        xaxis=_axis("bit width", anchor="y2", dtick=2),
-        yaxis=_log_axis("MSE (log, lower is better)", domain=[0.53, 1.0]),
-        yaxis2=_axis("SQNR dB (higher is better)", domain=[0.0, 0.47]),
+        xaxis=axis_layout("bit width", anchor="y2", dtick=2),
+        yaxis=log_axis_layout("MSE (log, lower is better)", domain=[0.53, 1.0]),
+        yaxis2=axis_layout("SQNR dB (higher is better)", domain=[0.0, 0.47]),
     )
 
 
@@ -250,7 +259,7 @@ def clip_figure(df: pd.DataFrame, picked_ratio: float, method: str, bits_label: 
     best = df.loc[df["mse"].idxmin()]
     picked_mse = float(np.interp(picked_ratio, df["ratio"], df["mse"]))
     data = [
-        {"type": "scatter", "x": _f32(df["ratio"]), "y": _f32(df["mse"]), "mode": "lines+markers", "name": "MSE",
+        {"type": "scatter", "x": f32(df["ratio"]), "y": f32(df["mse"]), "mode": "lines+markers", "name": "MSE",
          "marker": {"size": 5}, "line": {"color": FLOAT_COLOR}},
         {"type": "scatter", "x": [float(best["ratio"])], "y": [float(best["mse"])], "mode": "markers",
          "name": f"lowest MSE (α={best['ratio']:.2f})",
@@ -258,16 +267,16 @@ def clip_figure(df: pd.DataFrame, picked_ratio: float, method: str, bits_label: 
         {"type": "scatter", "x": [float(picked_ratio)], "y": [picked_mse], "mode": "markers",
          "name": f"{method} picks α={picked_ratio:.2f}", "marker": STAR},
     ]
-    return _figure(
+    return make_figure(
         data, f"MSE vs clipping at {bits_label}", 360,
-        xaxis=_axis("clip ratio α (range = α · min-max range)"),
-        yaxis=_log_axis("MSE"),
+        xaxis=axis_layout("clip ratio α (range = α · min-max range)"),
+        yaxis=log_axis_layout("MSE"),
     )
 
 
 def drift_scatter(float_out: np.ndarray, quant_out: np.ndarray, n_total: int) -> go.Figure:
     """Quantized vs float outputs, one point per output value (subsampled); the diagonal is no drift."""
-    xs, ys = _f32(float_out), _f32(quant_out)
+    xs, ys = f32(float_out), f32(quant_out)
     data: list[Trace] = []
     if xs.size:
         lo = float(min(xs.min(), ys.min()))
@@ -278,9 +287,9 @@ def drift_scatter(float_out: np.ndarray, quant_out: np.ndarray, n_total: int) ->
                  "marker": {"color": QUANT_COLOR, "size": 4, "opacity": 0.5},
                  "hovertemplate": "float %{x:.4g}<br>quantized %{y:.4g}<extra></extra>"})
     shown = f" ({xs.size:,} of {n_total:,} values)" if xs.size < n_total else ""
-    return _figure(
+    return make_figure(
         data, f"Outputs: quantized vs float{shown}", 400,
-        xaxis=_axis("float model output"), yaxis=_axis("quantized model output"),
+        xaxis=axis_layout("float model output"), yaxis=axis_layout("quantized model output"),
     )
 
 
@@ -291,13 +300,13 @@ def counts_histogram(
 
     ``log_x``: the edges are log10 values; the axis is labelled with the plain values (bars stay evenly wide).
     """
-    data = [{"type": "bar", **_bins(edges), "y": _f32(counts), "marker": {"color": color},
+    data = [{"type": "bar", **_bins(edges), "y": f32(counts), "marker": {"color": color},
              "opacity": 0.85, "name": "examples"}]
-    xaxis = _axis(x_title)
+    xaxis = axis_layout(x_title)
     if log_x:
         ticks = np.linspace(float(edges[0]), float(edges[-1]), 5)
         xaxis.update(tickvals=ticks.tolist(), ticktext=[f"{10.0**t:.2g}" for t in ticks])
-    return _figure(data, title, 320, legend=False, bargap=0.02, xaxis=xaxis, yaxis=_axis("examples"))
+    return make_figure(data, title, 320, legend=False, bargap=0.02, xaxis=xaxis, yaxis=axis_layout("examples"))
 
 
 def metric_sweep_figure(
@@ -313,7 +322,7 @@ def metric_sweep_figure(
 ) -> go.Figure:
     """Task metric vs bit width for the current scheme, with the float model's value as a baseline."""
     data: list[Trace] = [
-        {"type": "scatter", "x": _f32(bits), "y": _f32(values), "mode": "lines+markers", "name": "quantized",
+        {"type": "scatter", "x": f32(bits), "y": f32(values), "mode": "lines+markers", "name": "quantized",
          "line": {"color": QUANT_COLOR}},
         {"type": "scatter", "x": [min(bits), max(bits)], "y": [float(baseline)] * 2, "mode": "lines",
          "name": f"float model: {baseline:.4g}", "line": {"color": FLOAT_COLOR, "dash": "dash"}},
@@ -322,7 +331,7 @@ def metric_sweep_figure(
         data.append({"type": "scatter", "x": [float(current_bits)], "y": [float(current_value)], "mode": "markers",
                      "name": current_label, "marker": STAR})
     better = "higher" if higher_is_better else "lower"
-    return _figure(
+    return make_figure(
         data, f"Task metric vs bit width: {metric_name}" if title is None else title, 360,
-        xaxis=_axis("bit width", dtick=2), yaxis=_axis(f"{metric_name} ({better} is better)"),
+        xaxis=axis_layout("bit width", dtick=2), yaxis=axis_layout(f"{metric_name} ({better} is better)"),
     )

@@ -13,37 +13,23 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
-from .figures import BEST_COLOR, CLIP_COLOR, ERROR_COLOR, FLOAT_COLOR, GRID_COLOR, QUANT_COLOR, STAR
+from .figures import (
+    BEST_COLOR,
+    CLIP_COLOR,
+    ERROR_COLOR,
+    FLOAT_COLOR,
+    GRID_COLOR,
+    QUANT_COLOR,
+    STAR,
+    Trace,
+    axis_layout,
+    f32,
+    make_figure,
+)
 
 QAT_COLOR = BEST_COLOR
 PTQ_COLOR = QUANT_COLOR
 NAIVE_COLOR = ERROR_COLOR
-Trace = dict[str, Any]
-
-
-def _f32(a: Sequence[float] | np.ndarray) -> np.ndarray:
-    return np.asarray(a, dtype=np.float32)
-
-
-def _axis(title: str, **more: Any) -> dict[str, Any]:
-    return {"title": {"text": title}, "automargin": True, **more}
-
-
-def _figure(data: list[Trace], title: str, height: int, legend_rows: int = 1, **layout: Any) -> go.Figure:
-    """The common layout: title top left, a horizontal legend under it, both in the top margin."""
-    top = 42 + 22 * legend_rows
-    base = {
-        "template": "none",
-        "title": {"text": title, "font": {"size": 15}, "y": 1.0, "yref": "container", "yanchor": "top",
-                  "x": 0.01, "pad": {"t": 10}},
-        "height": height + top,
-        "margin": {"l": 10, "r": 10, "t": top, "b": 10},
-        "showlegend": legend_rows > 0,
-        "legend": {"orientation": "h", "yref": "container", "yanchor": "top", "y": 1 - 36 / (height + top),
-                   "xanchor": "left", "x": 0},
-        "hovermode": "closest",
-    }
-    return go.Figure(data=data, layout={**base, **layout})
 
 
 def _hline(y: float, x0: float, x1: float, name: str, color: str, dash: str, yaxis: str = "y") -> Trace:
@@ -71,30 +57,30 @@ def qat_curves(
     The x axis is fixed to the whole run, so a live curve grows into a frame that does not jump. The bottom panel
     has the float model and PTQ as flat lines: the QAT curve starts at PTQ (same weights) and climbs.
     """
-    ep = _f32(epoch)
+    ep = f32(epoch)
     data: list[Trace] = [
-        {"type": "scatter", "x": ep, "y": _f32([np.nan if v is None else v for v in loss]), "mode": "lines+markers",
+        {"type": "scatter", "x": ep, "y": f32([np.nan if v is None else v for v in loss]), "mode": "lines+markers",
          "name": "training loss", "line": {"color": GRID_COLOR, "width": 1.5}, "marker": {"size": 4},
          "yaxis": "y", "hovertemplate": "epoch %{x:.2f}: loss %{y:.4g}<extra></extra>"},
         _hline(float_metric, 0, total_epochs, f"float model: {float_metric:.4g}", FLOAT_COLOR, "dash", "y2"),
         _hline(ptq_metric, 0, total_epochs, f"PTQ: {ptq_metric:.4g}", PTQ_COLOR, "dot", "y2"),
-        {"type": "scatter", "x": ep, "y": _f32([np.nan if v is None else v for v in metric]),
+        {"type": "scatter", "x": ep, "y": f32([np.nan if v is None else v for v in metric]),
          "mode": "lines+markers", "name": "QAT model on the evaluation set",
          "line": {"color": QAT_COLOR, "width": 3}, "marker": {"size": 6}, "yaxis": "y2",
          "hovertemplate": f"epoch %{{x:.2f}}: {metric_name} %{{y:.4g}}<extra>QAT</extra>"},
     ]
     if any(v is not None for v in train_metric):
         data.append(
-            {"type": "scatter", "x": ep, "y": _f32([np.nan if v is None else v for v in train_metric]),
+            {"type": "scatter", "x": ep, "y": f32([np.nan if v is None else v for v in train_metric]),
              "mode": "lines", "name": "QAT model on its training batches", "line": {"color": QAT_COLOR, "width": 1, "dash": "dot"},
              "yaxis": "y2", "hovertemplate": "epoch %{x:.2f}: %{y:.4g}<extra>training batches</extra>"}
         )
     better = "higher" if higher_is_better else "lower"
-    return _figure(
+    return make_figure(
         data, title, 420, legend_rows=3,
-        xaxis=_axis("epoch", range=[-0.05 * total_epochs, 1.05 * total_epochs], anchor="y2", dtick=1),
-        yaxis=_axis("loss", domain=[0.62, 1.0], rangemode="tozero"),
-        yaxis2=_axis(f"{metric_name} ({better} is better)", domain=[0.0, 0.52]),
+        xaxis=axis_layout("epoch", range=[-0.05 * total_epochs, 1.05 * total_epochs], anchor="y2", dtick=1),
+        yaxis=axis_layout("loss", domain=[0.62, 1.0], rangemode="tozero"),
+        yaxis2=axis_layout(f"{metric_name} ({better} is better)", domain=[0.0, 0.52]),
     )
 
 
@@ -102,9 +88,9 @@ def comparison_bars(values: Sequence[float], labels: Sequence[str], texts: Seque
                     title: str) -> go.Figure:
     """Float, PTQ and QAT side by side: one bar each, its value (as the page prints it) written on it."""
     colors = [FLOAT_COLOR, PTQ_COLOR, QAT_COLOR][: len(values)]
-    data = [{"type": "bar", "x": list(labels), "y": _f32(values), "marker": {"color": colors}, "text": list(texts),
+    data = [{"type": "bar", "x": list(labels), "y": f32(values), "marker": {"color": colors}, "text": list(texts),
              "textposition": "auto", "name": metric_name, "hovertemplate": "%{x}: %{y:.4g}<extra></extra>"}]
-    return _figure(data, title, 300, legend_rows=0, yaxis=_axis(metric_name, rangemode="tozero"), bargap=0.35)
+    return make_figure(data, title, 300, legend=False, yaxis=axis_layout(metric_name, rangemode="tozero"), bargap=0.35)
 
 
 def codes_moved(layers: Sequence[str], changed_pct: Sequence[float], one_step_pct: Sequence[float],
@@ -113,17 +99,17 @@ def codes_moved(layers: Sequence[str], changed_pct: Sequence[float], one_step_pc
     more = [max(c - o, 0.0) for c, o in zip(changed_pct, one_step_pct, strict=True)]
     line = [2 if name == highlight else 0 for name in layers]
     data = [
-        {"type": "bar", "y": list(layers), "x": _f32(one_step_pct), "orientation": "h", "name": "moved one step",
+        {"type": "bar", "y": list(layers), "x": f32(one_step_pct), "orientation": "h", "name": "moved one step",
          "marker": {"color": QAT_COLOR, "line": {"width": line, "color": GRID_COLOR}},
          "hovertemplate": "%{y}: %{x:.3g} % moved one step<extra></extra>"},
-        {"type": "bar", "y": list(layers), "x": _f32(more), "orientation": "h", "name": "moved further",
+        {"type": "bar", "y": list(layers), "x": f32(more), "orientation": "h", "name": "moved further",
          "marker": {"color": "#2E6B28", "line": {"width": line, "color": GRID_COLOR}},
          "hovertemplate": "%{y}: %{x:.3g} % moved further<extra></extra>"},
     ]
-    return _figure(
+    return make_figure(
         data, "Weights QAT moved to a different integer code", 60 + 34 * len(layers), barmode="stack",
-        xaxis=_axis("% of the layer's weights", rangemode="tozero"),
-        yaxis=_axis("", autorange="reversed", type="category"),
+        xaxis=axis_layout("% of the layer's weights", rangemode="tozero"),
+        yaxis=axis_layout("", autorange="reversed", type="category"),
     )
 
 
@@ -137,8 +123,8 @@ def sweep_figure(
     higher_is_better: bool = True,
 ) -> go.Figure:
     """PTQ and QAT against bit width, with the float model as a line: where the two lines part, QAT pays off."""
-    b = _f32(bits)
-    as_arr = lambda vs: _f32([np.nan if v is None else v for v in vs])  # noqa: E731 - a one-line helper
+    b = f32(bits)
+    as_arr = lambda vs: f32([np.nan if v is None else v for v in vs])  # noqa: E731 - a one-line helper
     data: list[Trace] = [
         _hline(float_metric, min(bits), max(bits), f"float model: {float_metric:.4g}", FLOAT_COLOR, "dash"),
         {"type": "scatter", "x": b, "y": as_arr(ptq), "mode": "lines+markers", "name": "PTQ",
@@ -162,9 +148,9 @@ def sweep_figure(
             data.append({"type": "scatter", "x": [float(current_bits)], "y": [float(qat[i])], "mode": "markers",
                          "name": f"current: {current_bits} bits", "marker": STAR})
     better = "higher" if higher_is_better else "lower"
-    return _figure(
+    return make_figure(
         data, "PTQ vs QAT across bit widths", 340, legend_rows=2,
-        xaxis=_axis("bit width", dtick=1), yaxis=_axis(f"{metric_name} ({better} is better)"),
+        xaxis=axis_layout("bit width", dtick=1), yaxis=axis_layout(f"{metric_name} ({better} is better)"),
     )
 
 
@@ -185,8 +171,8 @@ def number_line(
     Red band edges: the ends of the grid, beyond which values are clipped; the dotted ticks: the range the
     scale was computed from; blue ``x``, orange ``x̂`` and the red error segment between them.
     """
-    grid = _f32(line["grid"])
-    near_v = _f32(line["near_values"])
+    grid = f32(line["grid"])
+    near_v = f32(line["near_values"])
     near_q = [str(int(c)) for c in line["near_codes"]]
     lo_all = float(min(line["grid_lo"], x, range_lo))
     hi_all = float(max(line["grid_hi"], x, range_hi))
@@ -240,10 +226,10 @@ def number_line(
     data.append({"type": "scatter", "x": [None], "y": [None], "mode": "lines", "xaxis": "x", "yaxis": "y",
                  "line": {"color": FLOAT_COLOR, "width": 1.5, "dash": "dot"}, "name": "range the scale fits"})
     hidden = {"visible": False, "range": [-1, 1], "fixedrange": True}
-    return _figure(
+    return make_figure(
         data, title, 230, legend_rows=3,
-        xaxis=_axis("", range=[lo_all - pad, hi_all + pad], anchor="y", fixedrange=True),
-        xaxis2=_axis("zoom: the levels next to x, labelled with their integer code", range=[zlo - zpad, zhi + zpad],
+        xaxis=axis_layout("", range=[lo_all - pad, hi_all + pad], anchor="y", fixedrange=True),
+        xaxis2=axis_layout("zoom: the levels next to x, labelled with their integer code", range=[zlo - zpad, zhi + zpad],
                      anchor="y2", fixedrange=True),
         yaxis={**hidden, "domain": [0.62, 1.0]},
         yaxis2={**hidden, "domain": [0.0, 0.38], "range": [-1, 1.6]},
@@ -253,7 +239,7 @@ def number_line(
 
 def integer_linear_scatter(y: np.ndarray, correct: np.ndarray, naive: np.ndarray, clip: float) -> go.Figure:
     """The layer's output on every evaluation input: integer result against the float one, for both ways."""
-    y32, c32, n32 = _f32(y), _f32(correct), _f32(naive)
+    y32, c32, n32 = f32(y), f32(correct), f32(naive)
     lo, hi = float(min(y32.min(), c32.min(), n32.min())), float(max(y32.max(), c32.max(), n32.max()))
     data: list[Trace] = [
         {"type": "scatter", "x": [lo, hi], "y": [lo, hi], "mode": "lines", "name": "exact (y = float output)",
@@ -267,9 +253,9 @@ def integer_linear_scatter(y: np.ndarray, correct: np.ndarray, naive: np.ndarray
     ]
     shapes = [{"type": "line", "xref": "paper", "yref": "y", "x0": 0, "x1": 1, "y0": v, "y1": v,
                "line": {"color": CLIP_COLOR, "width": 1, "dash": "dot"}} for v in (-clip, clip)]
-    return _figure(
+    return make_figure(
         data, f"All {y32.size} evaluation inputs: integer output vs float output", 340, legend_rows=2,
-        xaxis=_axis("float output y"), yaxis=_axis("output computed in integers"), shapes=shapes,
+        xaxis=axis_layout("float output y"), yaxis=axis_layout("output computed in integers"), shapes=shapes,
     )
 
 
@@ -283,23 +269,23 @@ def sqnr_rule(
     label: str,
 ) -> go.Figure:
     """Measured SQNR against bit width, with the ≈ 6 dB/bit rule for a uniform signal and for this tensor."""
-    b = _f32(bits)
+    b = f32(bits)
     # The measurement first, the rules over it: where the rule fits, its dashes run along the measured line.
     data: list[Trace] = [
-        {"type": "scatter", "x": b, "y": _f32(measured), "mode": "lines+markers", "name": f"measured: {label}",
+        {"type": "scatter", "x": b, "y": f32(measured), "mode": "lines+markers", "name": f"measured: {label}",
          "line": {"color": QUANT_COLOR, "width": 4}, "marker": {"size": 7}},
-        {"type": "scatter", "x": b, "y": _f32(uniform), "mode": "lines", "name": "rule: 6.02·b dB (uniform signal)",
+        {"type": "scatter", "x": b, "y": f32(uniform), "mode": "lines", "name": "rule: 6.02·b dB (uniform signal)",
          "line": {"color": GRID_COLOR, "dash": "dot", "width": 1.5}},
     ]
     if tensor_rule is not None:
-        data.append({"type": "scatter", "x": b, "y": _f32(tensor_rule), "mode": "lines",
+        data.append({"type": "scatter", "x": b, "y": f32(tensor_rule), "mode": "lines",
                      "name": f"rule with this tensor's peak/rms = {peak_to_rms:.3g}",
                      "line": {"color": FLOAT_COLOR, "dash": "dash", "width": 2}})
     if current_bits is not None and current_bits in set(int(v) for v in bits):
         i = [int(v) for v in bits].index(current_bits)
         data.append({"type": "scatter", "x": [float(current_bits)], "y": [float(measured[i])], "mode": "markers",
                      "name": f"current: {current_bits} bits", "marker": STAR})
-    return _figure(
+    return make_figure(
         data, "SQNR vs bit width: the rule of thumb against the measurement", 340, legend_rows=2,
-        xaxis=_axis("bit width b", dtick=2), yaxis=_axis("SQNR (dB, higher is better)"),
+        xaxis=axis_layout("bit width b", dtick=2), yaxis=axis_layout("SQNR (dB, higher is better)"),
     )
