@@ -11,7 +11,7 @@ from __future__ import annotations
 import streamlit as st
 
 from ui import data, state
-from ui.components import friendly_errors
+from ui.components import friendly_errors, needs_a_running_model
 
 st.set_page_config(page_title="Quantization Explorer", page_icon="🔢", layout="wide")
 data.configure_torch()
@@ -34,6 +34,13 @@ PAGES = [
     st.Page("app_pages/your_model.py", title="Your model", icon="📤", url_path="your-model"),
 ]
 
+#: Pages that run the model on its inputs: what each shows instead for an uploaded file (weights only, no code).
+RUNS_THE_MODEL = {
+    "output-drift": "compares the model's outputs before and after quantization",
+    "sensitivity": "quantizes one layer at a time and measures the model's task metric",
+    "qat": "trains the model on its training data",
+}
+
 page = st.navigation(PAGES)
 raw_link = state.begin_run()
 controls = None
@@ -44,7 +51,10 @@ if controls is None:
 state.set_current(controls)
 share_box = st.sidebar.container()
 notice_box = st.container()
-page.run()
+if data.is_upload(controls.model) and page.url_path in RUNS_THE_MODEL:
+    needs_a_running_model(page.title, page.icon, RUNS_THE_MODEL[page.url_path])
+else:
+    page.run()
 state.check_link(raw_link, controls)
 state.show_link_notice(notice_box)
 state.render_share(share_box, controls)

@@ -10,10 +10,12 @@ import streamlit as st
 
 from ui import analysis_data as ad
 from ui import analysis_figures as af
-from ui import components, data, state
+from ui import components, data, state, upload_views
 
 controls = state.current()
-sm = data.sample(controls.model)
+#: An uploaded file (weights only): its size is counted tensor by tensor; nothing can be timed.
+uploaded = data.is_upload(controls.model)
+sm = None if uploaded else data.sample(controls.model)
 infos = data.layers(controls.model)
 names = [i.name for i in infos]
 short = dict(zip(names, ad.short_names(names), strict=True))
@@ -269,11 +271,28 @@ def _speed_section() -> None:
         _speed_result(micro, ad.MICRO_KEY, "Linear 1024×1024, batch 64: time per call")
 
 
-with components.friendly_errors("compute the storage of this model"):
-    _size_section()
-st.divider()
-with components.friendly_errors("measure the speed of this model"):
-    try:
-        _speed_section()
-    except ad.ServerBusy as busy:
-        st.warning(str(busy), icon="⏳")
+def _file_sections() -> None:
+    spec = controls.spec()
+    st.subheader(f"Size of your file at {spec.label()}")
+    with components.friendly_errors("compute the storage of this file"):
+        upload_views.size_section(data.session_upload(), spec)
+    st.divider()
+    st.subheader("⏱️ Speed")
+    st.info(
+        "Timing needs a model that runs: an uploaded file holds weights, but no code to run them. Pick a sample "
+        "model in the sidebar to measure float against real int8 kernels on this server.",
+        icon="ℹ️",
+    )
+
+
+if uploaded:
+    _file_sections()
+else:
+    with components.friendly_errors("compute the storage of this model"):
+        _size_section()
+    st.divider()
+    with components.friendly_errors("measure the speed of this model"):
+        try:
+            _speed_section()
+        except ad.ServerBusy as busy:
+            st.warning(str(busy), icon="⏳")

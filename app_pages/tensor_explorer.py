@@ -72,6 +72,9 @@ def _section(kind: str, log_y: bool) -> None:
         view = data.tensor_view(controls.model, controls.layer, kind, key)
     st.subheader("Weights" if kind == "weights" else "Input activations")
     st.caption(_describe(kind, view))
+    if kind == "weights":
+        for note in data.file_notes(controls.model, controls.layer, controls.spec()):
+            st.caption(note)
     st.plotly_chart(
         figures.value_histogram(
             view["edges"], view["float_counts"], view["quant_counts"], view["grid"],

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui import components, data, figures, state, upload
+from ui import components, data, figures, state, upload, upload_views
 from ui.components import fmt, human_bytes
 
 #: Tables list at most this many tensors (the totals always cover all of them).
@@ -73,11 +73,15 @@ def _get_file() -> upload.Upload | None:
         "🔒 Your file stays in this browser tab's session: other participants cannot see it, nothing is written "
         "to disk, and it is gone when you close the tab. A shared link carries the settings, not the file."
     )
+    before = upload.current(session)
     with components.friendly_errors("read the file"):
         upload.sync_uploader(session, file)
         if demo_clicked:
             upload.load_demo(session)
-    return upload.current(session)
+    now = upload.current(session)
+    if now is not None and now.ok and (before is None or before.token != now.token):
+        st.rerun()  # the sidebar was drawn before the file arrived: draw it again, now offering the file
+    return now
 
 
 # --- the file's tensors ---------------------------------------------------------------------------------------------
@@ -112,7 +116,7 @@ def _file_section(up: upload.Upload) -> None:
         table,
         hide_index=True,
         width="stretch",
-        height=_table_height(len(table)),
+        height=upload_views.table_height(len(table)),
         column_config={"values": st.column_config.NumberColumn(format="localized")},
     )
     if len(rows) > MAX_TABLE_ROWS:
@@ -123,8 +127,42 @@ def _dims(shape: tuple[int, ...]) -> str:
     return "×".join(str(d) for d in shape) or "scalar"
 
 
-def _table_height(n: int) -> int:
-    return min(38 + 35 * n, 300)
+def _use_in_sidebar() -> None:
+    """The button's callback (widget state can only be set before the widgets are drawn): the file becomes the
+    sidebar's model, and the tensor picked on this page its layer."""
+    session["model"] = data.UPLOAD_MODEL
+    name = session.get(_TENSOR_KEY)
+    if name is not None:
+        session["layer"] = state.layer_token(name)
+
+
+def _open_elsewhere() -> None:
+    """Send the file to the other pages: first make it the sidebar's model, then links to the pages that read it.
+
+    (Links rather than ``st.switch_page``, which would have to clear or set the URL parameters the sidebar's
+    widgets are bound to; a page link keeps them.)
+    """
+    if not data.is_upload(controls.model):
+        st.button(
+            f"📤 Make this file the sidebar's model (`{data.UPLOAD_MODEL}`)",
+            key="_qe_upload_open",
+            on_click=_use_in_sidebar,
+            help="Then the Tensor explorer, Error curves and Size pages show its tensors, with every chart those "
+            "pages have (the tensor picked below becomes the sidebar's layer). Only in this browser tab.",
+        )
+        return
+    st.caption(f"The sidebar's model is this file (`{data.UPLOAD_MODEL}`): its tensors are the layers there.")
+    cols = st.columns(3)
+    for col, (path, label) in zip(
+        cols,
+        (
+            ("app_pages/tensor_explorer.py", "🔬 Tensor explorer"),
+            ("app_pages/error_curves.py", "📉 Error curves"),
+            ("app_pages/size_speed.py", "⚡ Size"),
+        ),
+        strict=True,
+    ):
+        col.page_link(path, label=f"{label} of this file")
 
 
 # --- one tensor -----------------------------------------------------------------------------------------------------
@@ -150,10 +188,7 @@ def _tensor_section(up: upload.Upload) -> None:
     name = st.selectbox(
         "Tensor", names, key=_TENSOR_KEY, format_func=lambda n: f"{n}  ·  {_dims(tuple(tensors[n].shape))}"
     )
-    notes = [
-        "The sidebar's *Model* and *Layer* pick a sample model for the other pages; every other setting there "
-        "applies to this tensor."
-    ]
+    notes = ["Every sidebar setting below *Layer* applies to this tensor."]
     if controls.target != "weights":
         notes.append("A file holds weights only, so this page quantizes weights (activations need a running model).")
     st.caption(" ".join(notes))
@@ -245,55 +280,6 @@ def _grid_caption(view: dict, granularity: str) -> str:
 # --- the whole file's size ------------------------------------------------------------------------------------------
 
 
-def _size_section(up: upload.Upload) -> None:
-    spec = controls.spec()
-    sizes, totals = upload.storage_table(up.tensors, spec)
-    c = st.columns(4)
-    c[0].metric(
-        "Float weights",
-        human_bytes(totals["float"]),
-        help="Values × bytes of each tensor's own dtype (float32, float16 …): the file, without its small header.",
-    )
-    c[1].metric(
-        f"Quantized ({spec.bits}-bit)",
-        human_bytes(totals["quantized"]),
-        help="Integer codes packed at the bit width, plus a float32 scale (and a zero point, asymmetric) per block.",
-    )
-    c[2].metric("Smaller by", f"{totals['ratio']:.2f}×", help="Float weights ÷ quantized size.")
-    c[3].metric(
-        "Scales & zero points",
-        human_bytes(totals["overhead"]),
-        help="The cost of the blocks: grows with per-channel and with small groups.",
-    )
-    shown = sizes.head(MAX_TABLE_ROWS)
-    st.dataframe(
-        shown,
-        hide_index=True,
-        width="stretch",
-        height=_table_height(len(shown)),
-        column_order=("tensor", "stored as", "float_bytes", "code_bytes", "scale_bytes", "quantized_bytes", "ratio"),
-        column_config={
-            "float_bytes": st.column_config.NumberColumn("float bytes", format="localized"),
-            "code_bytes": st.column_config.NumberColumn("code bytes", format="localized"),
-            "scale_bytes": st.column_config.NumberColumn("scale + zero-point bytes", format="localized"),
-            "quantized_bytes": st.column_config.NumberColumn("quantized bytes", format="localized"),
-            "ratio": st.column_config.NumberColumn("smaller by", format="%.2f×"),
-        },
-    )
-    notes = [
-        f"Every tensor at {spec.label()}. Real deployments often keep 1-D tensors (biases, norms) in float: "
-        f"here they are {100 * totals['one_d_share']:.3g} % of the values."
-    ]
-    if totals["adapted"]:
-        notes.append(
-            f"{totals['adapted']} tensor(s) cannot take this granularity as set and are counted as the "
-            "'stored as' column says."
-        )
-    if len(sizes) > MAX_TABLE_ROWS:
-        notes.append(f"The table lists the first {MAX_TABLE_ROWS:,} of {len(sizes):,} tensors; totals cover all.")
-    st.caption(" ".join(notes))
-
-
 # --- the page -------------------------------------------------------------------------------------------------------
 
 
@@ -305,11 +291,12 @@ def main() -> None:
         st.info("Upload a model file above, or click **Load the demo model**, to begin.", icon="👆")
         return
     _file_section(up)
+    _open_elsewhere()
     st.subheader("🔬 One tensor, quantized")
     _tensor_section(up)
     st.subheader("💾 Size of the whole file at these settings")
     with components.friendly_errors("compute the storage size"):
-        _size_section(up)
+        upload_views.size_section(up, controls.spec(), MAX_TABLE_ROWS)
     st.subheader("🎯 Output drift")
     st.info(
         "Not available for an uploaded file: drift compares a model's outputs before and after quantization, and "

@@ -1,5 +1,7 @@
 """The "Your model" page without a browser: uploads through AppTest's file uploader, every bad file, the crafted
-pickle that must not run, session isolation, and the pure helpers of ``ui.upload`` on a plain dict as session.
+pickle that must not run, session isolation, the file as the sidebar's model (read by the Tensor explorer, Error
+curves, Size and walkthrough pages; refused with a reason by the pages that run a model), and the pure helpers of
+``ui.upload`` on a plain dict as session.
 
 AppTest (Streamlit 1.67) drives ``st.file_uploader`` itself (``FileUploader.set_value``), so every file here
 goes through the same path as in a browser: bytes → ``ui.upload.sync_uploader`` → ``quantlib.io.load_tensors`` →
@@ -9,6 +11,7 @@ this session's ``st.session_state`` → the page.
 from __future__ import annotations
 
 import ast
+import base64
 import io
 import json
 import os
@@ -16,6 +19,7 @@ import pickle
 import uuid
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import save
@@ -23,6 +27,8 @@ from streamlit.testing.v1 import AppTest
 
 from quantlib import QuantSpec
 from ui import upload
+from ui.components import human_bytes
+from ui.data import UPLOAD_MODEL
 
 REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "app.py")
@@ -407,6 +413,121 @@ def test_the_upload_limit_is_the_servers_max_upload_size():
     assert f"up to {config['server']['maxUploadSize']} MB" in at.file_uploader[0].label
 
 
+# --- the file as the sidebar's model ------------------------------------------------------------------------------
+
+
+def use_file_in_sidebar(at: AppTest) -> AppTest:
+    """Press the page's "make this file the sidebar's model" button."""
+    return at.button(key="_qe_upload_open").click().run()
+
+
+def hist_counts(at: AppTest) -> tuple[list[float], list[float]]:
+    """The float and dequantized bar heights of the page's first value histogram."""
+    spec = json.loads(charts(at)[0])
+    bars = [t for t in spec["data"] if t["type"] == "bar"]
+    return [_decoded(bars[0]["y"]), _decoded(bars[1]["y"])]
+
+
+def _decoded(y):  # noqa: ANN001, ANN202 - plotly's typed-array JSON or a list
+    if isinstance(y, dict):
+        return np.frombuffer(base64.b64decode(y["bdata"]), dtype=y["dtype"]).tolist()
+    return list(y)
+
+
+def test_a_loaded_file_is_offered_as_the_sidebars_model_and_the_button_selects_it():
+    at = open_page()
+    assert UPLOAD_MODEL not in at.selectbox(key="model").options, "no file, no entry"
+    at.button(key="_qe_upload_demo").click().run()
+    assert at.selectbox(key="model").options[-1] == UPLOAD_MODEL, "offered as soon as it is loaded"
+    at.selectbox(key="_qe_upload_tensor").set_value("encoder.2.weight").run()
+    use_file_in_sidebar(at)
+    assert not at.exception and not at.error
+    assert at.selectbox(key="model").value == UPLOAD_MODEL
+    assert at.selectbox(key="layer").value == "encoder.2.weight", "the tensor picked on the page"
+    assert "encoder.0.weight" in at.selectbox(key="layer").options
+    assert "demo-model.safetensors" in " ".join(c.value for c in at.caption)
+    assert [link.label for link in at.get("page_link")] == [
+        "🔬 Tensor explorer of this file", "📉 Error curves of this file", "⚡ Size of this file",
+    ]
+
+
+def test_the_tensor_explorer_error_curves_and_size_pages_read_the_file():
+    at = use_file_in_sidebar(open_page(bits="4").button(key="_qe_upload_demo").click().run())
+    mine = texts(at)  # the Your model page's own view of the same tensor, at the same settings
+    own_hist = hist_counts(at)
+
+    at.switch_page("app_pages/tensor_explorer.py").run()
+    assert not at.exception and not at.error, errors(at)
+    assert len(charts(at)) == 3, "values, errors, per-channel ranges"
+    assert "Weights of `encoder.0.weight`" in texts(at) and "64×128" in texts(at)
+    assert hist_counts(at) == own_hist, "the same counts as the Your model page: the same tensor, same spec"
+    assert metric(at, "SQNR") in mine
+
+    at.switch_page("app_pages/error_curves.py").run()
+    assert not at.exception and not at.error, errors(at)
+    assert len(charts(at)) == 2, "error vs bit width, error vs clipping"
+
+    at.switch_page("app_pages/size_speed.py").run()
+    assert not at.exception and not at.error, errors(at)
+    assert "Size of your file at int4 sym per-tensor" in texts(at)
+    assert metric(at, "Quantized (4-bit)") == human_bytes(upload.storage_table(
+        upload.current(at.session_state).tensors, QuantSpec(bits=4)
+    )[1]["quantized"])
+    assert "Timing needs a model that runs" in texts(at)
+    assert not [b for b in at.button if b.key == "measure"]
+
+
+@pytest.mark.parametrize("page", ["output_drift", "sensitivity", "qat"])
+def test_pages_that_run_the_model_say_why_a_file_cannot_go_there(page):
+    at = use_file_in_sidebar(open_page().button(key="_qe_upload_demo").click().run())
+    at.switch_page(f"app_pages/{page}.py").run()
+    assert not at.exception and not at.error
+    assert "needs a model that runs" in texts(at)
+    assert not charts(at)
+
+
+def test_activations_of_a_file_are_explained_not_computed():
+    at = use_file_in_sidebar(open_page(target="both").button(key="_qe_upload_demo").click().run())
+    for page in ("tensor_explorer", "error_curves"):
+        at.switch_page(f"app_pages/{page}.py").run()
+        assert not at.exception and not at.error, errors(at)
+        assert "holds weights only" in texts(at)
+        assert charts(at), "the weights are still shown"
+
+
+def test_the_walkthroughs_error_formulas_work_on_a_file_tensor():
+    at = use_file_in_sidebar(open_page().button(key="_qe_upload_demo").click().run())
+    at.switch_page("app_pages/walkthrough.py").run()
+    assert not at.exception and not at.error, errors(at)
+    assert f"`encoder.0.weight` ({UPLOAD_MODEL}, 64×128 = 8,192 values)" in texts(at)
+
+
+def test_a_link_naming_the_file_in_another_tab_falls_back_with_a_notice():
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params.update({"model": UPLOAD_MODEL, "layer": "encoder.0.weight"})
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="model").value == "digits-mlp"
+    notice = " ".join(w.value for w in at.warning)
+    assert f"`model={UPLOAD_MODEL}`" in notice and "only in the browser tab that loaded a file" in notice
+
+
+def test_two_tabs_with_different_files_under_the_same_names_never_share_results():
+    """Results for a file are memoized in its own session: same model entry, layer and spec, different numbers."""
+    demo = upload.demo_state_dict()
+    scaled = {name: 10 * t for name, t in demo.items()}
+    first = use_file_in_sidebar(send(open_page(), "a.safetensors", save(demo)))
+    second = use_file_in_sidebar(send(open_page(), "b.safetensors", save(scaled)))
+    views = []
+    for at in (first, second):
+        at.switch_page("app_pages/tensor_explorer.py").run()
+        assert at.selectbox(key="model").value == UPLOAD_MODEL and not at.error
+        views.append((metric(at, "MSE"), json.loads(charts(at)[0])["layout"]["xaxis"].get("range")))
+    assert views[0][0] != views[1][0], "the tabs' MSE differ: each read its own file"
+    first.switch_page("app_pages/tensor_explorer.py").run()
+    assert metric(first, "MSE") == views[0][0], "and the first tab still reads its own"
+
+
 # --- session isolation ---------------------------------------------------------------------------------------------
 
 
@@ -440,7 +561,7 @@ def test_removing_the_file_forgets_it():
 
 def test_upload_code_uses_no_shared_cache_and_no_module_state():
     """Shared caches and module globals are visible to every session: uploads must never go there."""
-    for rel in ("ui/upload.py", PAGE):
+    for rel in ("ui/upload.py", "ui/upload_views.py", PAGE):
         source = (REPO / rel).read_text()
         tree = ast.parse(source)
         attrs = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
@@ -450,7 +571,8 @@ def test_upload_code_uses_no_shared_cache_and_no_module_state():
                 assert not isinstance(node.value, (ast.Dict, ast.List, ast.Set, ast.DictComp, ast.ListComp)), (
                     rel, ast.unparse(node),
                 )
-    # The shared cached functions of ui.data take names of sample models only, never tensors.
+    # The shared cached functions of ui.data take names of sample models only, never tensors; for the file as
+    # the sidebar's model they go through model_cache, which memoizes in the session (the two-tabs test above).
     assert "global " not in (REPO / "ui" / "upload.py").read_text()
 
 

@@ -7,6 +7,7 @@ tests/test_browser.py). The screenshot goes to ``test-artifacts/your-model-1280.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,8 @@ import torch
 from browser_support import (
     JS_CHART_SIGNATURE,
     REPO,
+    selectbox_text,
+    sidebar,
     wait_charts,
     wait_idle,
 )
@@ -103,3 +106,24 @@ def test_a_bad_file_shows_a_plain_message_and_a_good_one_then_works(server, page
     page.set_input_files("input[type=file]", str(model_file))
     wait_charts(page, 3)
     assert not page.get_by_text("could not be used").count()
+
+
+def test_the_uploaded_file_opens_in_the_tensor_explorer_and_error_curves(server, page, model_file):
+    open_page(page, server)
+    page.set_input_files("input[type=file]", str(model_file))
+    wait_charts(page, 3)
+    page.get_by_role("button", name=re.compile("Make this file the sidebar's model")).click()
+    page.get_by_role("link", name="🔬 Tensor explorer of this file").click()
+    page.get_by_role("heading", name="Tensor explorer").first.wait_for()
+    wait_charts(page, 3)
+    assert selectbox_text(page, "Model") == "your-file"
+    assert selectbox_text(page, "Layer") == "decoder.proj.weight"
+    assert page.get_by_text("Weights of decoder.proj.weight").count() == 1
+    assert page.evaluate(JS_CHART_SIGNATURE, 0), "the value histogram has data"
+    assert re.search(r"[?&]model=your-file(&|$)", page.url), page.url
+    sidebar(page).get_by_role("link", name="Error curves").click()
+    page.get_by_role("heading", name="Error curves").first.wait_for()
+    wait_charts(page, 2)
+    sidebar(page).get_by_role("link", name="Output drift").click()
+    page.get_by_text("needs a model that runs").wait_for()
+    assert "Traceback" not in page.content()

@@ -23,6 +23,17 @@ def page_intro(title: str, icon: str, text: str, formula: str, try_this: str) ->
         st.info(f"**Try this:** {try_this}", icon="👉")
 
 
+def needs_a_running_model(title: str, icon: str, what: str) -> None:
+    """The page, for an uploaded file: what it would show, and why a file of weights cannot show it."""
+    st.title(f"{icon} {title}")
+    st.info(
+        f"This page {what}, so it needs a model that runs: an uploaded file holds weights, but no code to run "
+        "them and no inputs to run them on. Pick a sample model in the sidebar to use this page; the Tensor "
+        "explorer, Error curves and Size pages work on your file.",
+        icon="ℹ️",
+    )
+
+
 @contextmanager
 def friendly_errors(what: str) -> Iterator[None]:
     """Run a block; if it fails, show what could not be done in plain words instead of a traceback.

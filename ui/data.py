@@ -12,16 +12,23 @@ Two caches, two rules:
 
 Results are pre-reduced here (counts, not values; a few thousand scatter points at most), so what travels to a
 browser stays small whatever the tensor size.
+
+**An uploaded file as a model.** The sidebar offers :data:`UPLOAD_MODEL` in a session that loaded a file on the
+"Your model" page: its tensors are the layers. Such a file belongs to that session alone, so it never reaches a
+shared cache: the functions that read a layer's tensor are declared with :func:`model_cache`, which uses
+``st.cache_data`` for sample models and the session's own memo (``ui.upload.memo``) for the file.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -65,6 +72,10 @@ SWEEP_BITS: tuple[int, ...] = (2, 3, 4, 5, 6, 8, 12, 16)
 #: MSE / entropy calibration re-runs at every bit width; on tensors larger than this the error curves use an
 #: evenly spaced subset of rows so the page stays interactive.
 CURVE_MAX_VALUES = 1 << 18
+#: The sidebar's model entry (and URL value) for the file this session loaded on the "Your model" page.
+UPLOAD_MODEL = "your-file"
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def configure_torch() -> None:
@@ -107,9 +118,65 @@ def sample(name: str) -> sample_models.SampleModel:
     return sample_models.load(name)
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+# --- this session's uploaded file as a model -------------------------------------------------------------------
+
+
+def is_upload(model: str) -> bool:
+    return model == UPLOAD_MODEL
+
+
+def session_upload() -> Any:
+    """This session's loaded file (a ``ui.upload.Upload``), or a plain ValueError when there is none."""
+    from . import upload  # ui.upload builds on this module
+
+    up = upload.current(st.session_state)
+    if up is None or not up.ok:
+        raise ValueError("no model file is loaded in this browser session: load one on the 📤 Your model page")
+    return up
+
+
+def has_session_upload() -> bool:
+    from . import upload
+
+    up = upload.current(st.session_state)
+    return up is not None and up.ok
+
+
+def model_cache(max_entries: int) -> Callable[[F], F]:
+    """``st.cache_data(max_entries)`` for a function of ``(model, *strings)``, except for :data:`UPLOAD_MODEL`.
+
+    A sample model's results are shared by every session (keyed by strings). An uploaded file's are remembered in
+    the uploading session only, keyed by the upload's token (new for every file read), so a result of one file
+    is never served for another, nor to another session.
+    """
+
+    def decorate(fn: F) -> F:
+        shared = st.cache_data(max_entries=max_entries, show_spinner=False)(fn)
+
+        @functools.wraps(fn)
+        def call(model: str, *args: Any) -> Any:
+            if is_upload(model):
+                from . import upload
+
+                up = session_upload()
+                return upload.memo(st.session_state, (up.token, fn.__qualname__, *args), lambda: fn(model, *args))
+            return shared(model, *args)
+
+        call.clear = shared.clear  # type: ignore[attr-defined]
+        return call  # type: ignore[return-value]
+
+    return decorate
+
+
+@model_cache(max_entries=16)
 def layers(model: str) -> list[LayerInfo]:
-    """The quantizable layers of a sample model, in module order."""
+    """The quantizable layers of a sample model, in module order; an uploaded file's tensors, in file order
+    (per-channel along axis 0, the output channel of Linear and Conv weights)."""
+    if is_upload(model):
+        return [
+            LayerInfo(r["name"], r["kind"], tuple(r["shape"]), int(r["numel"]), 0)
+            for r in session_upload().tensors.rows()
+        ]
     return list_layers(sample(model).model)
 
 
@@ -128,7 +195,10 @@ def _activations(model: str, layer: str) -> torch.Tensor:
 
 
 def has_float_activations(model: str, layer: str) -> bool:
-    """False for layers fed integer ids (embedding tables): there is nothing to quantize at their input."""
+    """False for layers fed integer ids (embedding tables): there is nothing to quantize at their input; and for
+    an uploaded file, which holds weights and no code to run."""
+    if is_upload(model):
+        return False
     if layer_info(model, layer).kind in ("Embedding", "EmbeddingBag"):
         return False  # known without running the model (MiniLM's copy for capturing takes a second)
     return bool(_activations(model, layer).is_floating_point())
@@ -138,6 +208,13 @@ def activations_missing_note(model: str, layer: str, kind: str, extra: str = "")
     """Show why an embedding table has no float activations and return True, when ``kind`` asks for them."""
     if kind != "activations" or has_float_activations(model, layer):
         return False
+    if is_upload(model):
+        st.info(
+            "An uploaded file holds weights only: activations exist only while a model runs on inputs, and a file "
+            "of weights has no code to run. Showing what its weights can show.",
+            icon="ℹ️",
+        )
+        return True
     token = layer if layer else "root"
     st.info(
         f"`{token}` is an embedding table: its input is integer ids, so there are no float activations to "
@@ -149,7 +226,15 @@ def activations_missing_note(model: str, layer: str, kind: str, extra: str = "")
 
 def tensor_for(model: str, layer: str, kind: str, spec: QuantSpec) -> torch.Tensor:
     """The tensor a page analyses: the layer's weight (conv weights as ``(out, in·kh·kw)`` for per-group, as
-    ``quantlib.model`` groups them) or its input activations."""
+    ``quantlib.model`` groups them) or its input activations. An uploaded tensor comes in the shape
+    ``ui.upload.plan`` analyses it in."""
+    if is_upload(model):
+        from . import upload
+
+        if kind != "weights":
+            raise ValueError("an uploaded file holds weights only: it has no activations")
+        t = session_upload().tensors[layer]
+        return upload.analysed_tensor(t, upload.plan(layer, tuple(t.shape), spec))
     if kind == "weights":
         w = layer_weight(sample(model).model, layer)
         if spec.granularity == "group" and w.dim() > 2:
@@ -168,8 +253,24 @@ def spec_for(model: str, layer: str, kind: str, spec: QuantSpec) -> QuantSpec:
     activations with one static range per tensor."""
     if kind == "activations":
         return activation_spec(spec)
+    if is_upload(model):
+        from . import upload
+
+        t = session_upload().tensors[layer]
+        return upload.plan(layer, tuple(t.shape), spec).spec  # a plain ValueError when the spec cannot fit
     info = layer_info(model, layer)
     return spec.replace(axis=info.channel_axis) if spec.granularity == "channel" else spec
+
+
+def file_notes(model: str, layer: str, spec: QuantSpec) -> tuple[str, ...]:
+    """For a tensor of an uploaded file: how the spec was fitted to it (a file does not say what a tensor is, so
+    per-channel runs along axis 0 and per-group flattens kernels). Empty for sample models."""
+    if not is_upload(model):
+        return ()
+    from . import upload
+
+    t = session_upload().tensors[layer]
+    return upload.plan(layer, tuple(t.shape), spec).notes
 
 
 def feature_axis(model: str, layer: str, kind: str) -> int:
@@ -200,6 +301,8 @@ def _reduce_blocks(lo: np.ndarray, hi: np.ndarray, clip_lo: np.ndarray, clip_hi:
 
 
 def _channel_rows(x: torch.Tensor, axis: int) -> torch.Tensor:
+    if x.dim() == 0:  # a single number (an uploaded scalar): one channel of one value
+        return x.reshape(1, 1)
     return x.movedim(axis, 0).reshape(x.shape[axis], -1)
 
 
@@ -250,7 +353,7 @@ def reduce_view(x: torch.Tensor, spec: QuantSpec) -> tuple[dict[str, Any], Quant
     return view, rep
 
 
-@st.cache_data(max_entries=128, show_spinner=False)
+@model_cache(max_entries=128)
 def tensor_view(model: str, layer: str, kind: str, key: str) -> dict[str, Any]:
     """Everything the tensor explorer draws for one layer's tensor and one spec: :func:`reduce_view` plus
     per-block ranges and errors (per-channel ranges under a per-tensor spec, to show what one shared range
@@ -306,7 +409,7 @@ def _curve_sample(x: torch.Tensor, spec: QuantSpec) -> tuple[torch.Tensor, str |
     return sub, f"{idx.numel()} of {n_rows} rows, evenly spaced"
 
 
-@st.cache_data(max_entries=256, show_spinner=False)
+@model_cache(max_entries=256)
 def curve(model: str, layer: str, kind: str, key: str) -> tuple[pd.DataFrame, str | None]:
     """``quantlib.error_curve`` over bits 2-16 for one scheme × granularity (the key's bits are ignored)."""
     spec = spec_for(model, layer, kind, spec_from_key(key))
@@ -315,7 +418,7 @@ def curve(model: str, layer: str, kind: str, key: str) -> tuple[pd.DataFrame, st
     return error_curve(sample_x, spec), note
 
 
-@st.cache_data(max_entries=128, show_spinner=False)
+@model_cache(max_entries=128)
 def point(model: str, layer: str, kind: str, key: str) -> dict[str, float]:
     """MSE and SQNR of one spec on the whole tensor (fp8 / nf4 points on the curves chart)."""
     spec = spec_for(model, layer, kind, spec_from_key(key))
@@ -323,7 +426,7 @@ def point(model: str, layer: str, kind: str, key: str) -> dict[str, float]:
     return {"bits": spec.bits, "mse": rep.mse, "sqnr_db": rep.sqnr_db}
 
 
-@st.cache_data(max_entries=128, show_spinner=False)
+@model_cache(max_entries=128)
 def clip_curve(model: str, layer: str, kind: str, key: str) -> tuple[pd.DataFrame, float]:
     """MSE vs clip ratio at the key's bit width, and the ratio the key's calibration method picks."""
     spec = spec_for(model, layer, kind, spec_from_key(key))

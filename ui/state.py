@@ -227,7 +227,8 @@ def allowed_text(param: str, controls: Controls, info: LayerInfo | None, model_n
     """Plain words for what ``param`` accepts in the current context (the reason in the link notice)."""
     fixed = controls.fixed_bits is not None
     texts = {
-        "model": "one of " + ", ".join(model_names),
+        "model": "one of " + ", ".join(model_names)
+        + f" (`{data.UPLOAD_MODEL}` only in the browser tab that loaded a file)",
         "layer": f"not a layer of {controls.model}",
         "format": "one of " + ", ".join(FORMATS),
         "bits": f"a whole number from {MIN_BITS} to {MAX_BITS}",
@@ -367,20 +368,33 @@ def snapshot_link() -> dict[str, str] | None:
 def render_sidebar() -> Controls:
     """Draw the shared controls in the sidebar and return their resolved values."""
     names = data.model_names()
+    options = [*names, data.UPLOAD_MODEL] if data.has_session_upload() else names
     sb = st.sidebar
     sb.subheader("⚙️ Quantization settings")
     model = _bound(
         sb.selectbox,
         "Model",
         "model",
-        options=names,
+        options=options,
         index=names.index(DEFAULT_MODEL),
-        help="A small ready model with its own data and task metric.",
+        help="A small ready model with its own data and task metric. "
+        f"`{data.UPLOAD_MODEL}`: the file you loaded on the 📤 Your model page (only in this browser tab).",
     )
-    sm = data.sample(model)
-    sb.caption(f"**{sm.title}** · task: {sm.task}")
-    with sb.expander("About this model"):
-        st.write(sm.description)
+    if data.is_upload(model):
+        up = data.session_upload()
+        sb.caption(f"📤 **{up.filename}** · weights only · this browser tab")
+        with sb.expander("About this model"):
+            st.write(
+                "The file you loaded on the Your model page: each floating-point tensor is a layer. The Tensor "
+                "explorer, Error curves, Size and the walkthrough's error formulas work on it; pages that run the "
+                "model (output drift, sensitivity, QAT, speed) need a sample model. Nobody else sees it, and a "
+                "shared link falls back to a sample model."
+            )
+    else:
+        sm = data.sample(model)
+        sb.caption(f"**{sm.title}** · task: {sm.task}")
+        with sb.expander("About this model"):
+            st.write(sm.description)
 
     infos = data.layers(model)
     tokens = [layer_token(i.name) for i in infos]

@@ -504,7 +504,7 @@ def tiny_linear_paths(bits: int, input_scheme: str) -> dict[str, Any]:
     }
 
 
-@st.cache_data(max_entries=128, show_spinner=False)
+@data.model_cache(max_entries=128)
 def mse_terms(model: str, layer: str, kind: str, key: str) -> dict[str, Any]:
     """The MSE of one tensor written out: its first terms, N, the sum and the result (never the tensor)."""
     spec = data.spec_for(model, layer, kind, data.spec_from_key(key))
