@@ -32,7 +32,7 @@ components.page_intro(
     r"\underbrace{N_{\text{blocks}}\,(4 + z)}_{\text{scales, zero points}}\\ "
     r"\text{compression} = \frac{\text{float32 bytes}}{\text{bytes}}\end{gathered}",
     "set granularity to **group** and pick a small group size: the red *scales* part grows and the "
-    "compression ratio falls. Then press **Measure** in the speed section.",
+    "compression ratio falls." + ("" if uploaded else " Then press **Measure** in the speed section."),
 )
 
 
