@@ -79,9 +79,14 @@ def _get_file() -> upload.Upload | None:
         if demo_clicked:
             upload.load_demo(session)
     now = upload.current(session)
-    if now is not None and now.ok and (before is None or before.token != now.token):
-        st.rerun()  # the sidebar was drawn before the file arrived: draw it again, now offering the file
+    if _offered(before) != _offered(now):
+        st.rerun()  # the sidebar was drawn before the file came or went: draw it again with the right models
     return now
+
+
+def _offered(up: upload.Upload | None) -> str | None:
+    """Which file the sidebar offers as a model (its token), if any."""
+    return up.token if up is not None and up.ok else None
 
 
 # --- the file's tensors ---------------------------------------------------------------------------------------------

@@ -502,6 +502,18 @@ def test_the_walkthroughs_error_formulas_work_on_a_file_tensor():
     assert f"`encoder.0.weight` ({UPLOAD_MODEL}, 64×128 = 8,192 values)" in texts(at)
 
 
+def test_removing_the_file_while_it_is_the_sidebars_model_falls_back_to_a_sample_model():
+    at = use_file_in_sidebar(send(open_page(), "mine.safetensors", good_safetensors()))
+    assert at.selectbox(key="model").value == UPLOAD_MODEL
+    at.file_uploader[0].clear()
+    at.run()
+    assert not at.exception and not at.error
+    assert UPLOAD_MODEL not in at.selectbox(key="model").options, "the sidebar no longer offers it"
+    assert at.selectbox(key="model").value == "digits-mlp"
+    at.switch_page("app_pages/tensor_explorer.py").run()
+    assert not at.exception and not at.error and charts(at)
+
+
 def test_a_link_naming_the_file_in_another_tab_falls_back_with_a_notice():
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.query_params.update({"model": UPLOAD_MODEL, "layer": "encoder.0.weight"})
