@@ -125,21 +125,33 @@ def is_upload(model: str) -> bool:
     return model == UPLOAD_MODEL
 
 
-def session_upload() -> Any:
-    """This session's loaded file (a ``ui.upload.Upload``), or a plain ValueError when there is none."""
+def _loaded_upload() -> Any:
+    """This session's readable file (a ``ui.upload.Upload``), or None."""
     from . import upload  # ui.upload builds on this module
 
     up = upload.current(st.session_state)
-    if up is None or not up.ok:
+    return up if up is not None and up.ok else None
+
+
+def session_upload() -> Any:
+    """This session's loaded file, or a plain ValueError when there is none."""
+    up = _loaded_upload()
+    if up is None:
         raise ValueError("no model file is loaded in this browser session: load one on the 📤 Your model page")
     return up
 
 
 def has_session_upload() -> bool:
+    return _loaded_upload() is not None
+
+
+def _file_tensor(layer: str, spec: QuantSpec) -> tuple[torch.Tensor, Any]:
+    """Tensor ``layer`` of this session's file and the ``ui.upload.Plan`` that fits ``spec`` to it (a plain
+    ValueError when it cannot)."""
     from . import upload
 
-    up = upload.current(st.session_state)
-    return up is not None and up.ok
+    t = session_upload().tensors[layer]
+    return t, upload.plan(layer, tuple(t.shape), spec)
 
 
 def model_cache(max_entries: int) -> Callable[[F], F]:
@@ -233,8 +245,7 @@ def tensor_for(model: str, layer: str, kind: str, spec: QuantSpec) -> torch.Tens
 
         if kind != "weights":
             raise ValueError("an uploaded file holds weights only: it has no activations")
-        t = session_upload().tensors[layer]
-        return upload.analysed_tensor(t, upload.plan(layer, tuple(t.shape), spec))
+        return upload.analysed_tensor(*_file_tensor(layer, spec))
     if kind == "weights":
         w = layer_weight(sample(model).model, layer)
         if spec.granularity == "group" and w.dim() > 2:
@@ -254,10 +265,7 @@ def spec_for(model: str, layer: str, kind: str, spec: QuantSpec) -> QuantSpec:
     if kind == "activations":
         return activation_spec(spec)
     if is_upload(model):
-        from . import upload
-
-        t = session_upload().tensors[layer]
-        return upload.plan(layer, tuple(t.shape), spec).spec  # a plain ValueError when the spec cannot fit
+        return _file_tensor(layer, spec)[1].spec
     info = layer_info(model, layer)
     return spec.replace(axis=info.channel_axis) if spec.granularity == "channel" else spec
 
@@ -265,12 +273,7 @@ def spec_for(model: str, layer: str, kind: str, spec: QuantSpec) -> QuantSpec:
 def file_notes(model: str, layer: str, spec: QuantSpec) -> tuple[str, ...]:
     """For a tensor of an uploaded file: how the spec was fitted to it (a file does not say what a tensor is, so
     per-channel runs along axis 0 and per-group flattens kernels). Empty for sample models."""
-    if not is_upload(model):
-        return ()
-    from . import upload
-
-    t = session_upload().tensors[layer]
-    return upload.plan(layer, tuple(t.shape), spec).notes
+    return _file_tensor(layer, spec)[1].notes if is_upload(model) else ()
 
 
 def feature_axis(model: str, layer: str, kind: str) -> int:
