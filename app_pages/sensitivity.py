@@ -12,7 +12,7 @@ from quantlib import QuantSpec
 from quantlib.sensitivity import sensitivity_matrix
 from ui import analysis_data as ad
 from ui import analysis_figures as af
-from ui import components, data, state
+from ui import components, data, jobs, state
 
 VIEW_ONLY = "Quantize one layer"
 VIEW_KEEP = "Keep one layer in float"
@@ -108,7 +108,8 @@ def _sensitivity_table(mode: str) -> pd.DataFrame | None:
     label = "Quantizing one layer at a time" if mode == "only" else "Quantizing all layers but one, for each layer"
     return ad.obtain(
         key,
-        lambda progress: ad.compute_sensitivity(controls.model, spec, mode, progress),
+        ad.compute_sensitivity,
+        (controls.model, spec, mode),
         f"{label} ({len(infos)} layers)…",
         lambda: ad.sensitivity_estimate(controls.model, mode),
         f"Run the sensitivity analysis ({len(infos)} layers)",
@@ -186,7 +187,8 @@ def _sweep(place: str) -> tuple[pd.DataFrame | None, QuantSpec]:
     bits = ", ".join(map(str, ad.SWEEP_BITS))
     table = ad.obtain(
         ad.sweep_key(controls.model, sweep_spec),
-        lambda progress: ad.compute_sweep(controls.model, sweep_spec, ad.SWEEP_BITS, progress),
+        ad.compute_sweep,
+        (controls.model, sweep_spec, ad.SWEEP_BITS),
         f"Probing {len(infos)} layers at {bits} bits…",
         lambda: ad.sweep_estimate(controls.model),
         f"Run the bit-width sweep ({len(infos)} layers × {len(ad.SWEEP_BITS)} widths)",
@@ -275,7 +277,8 @@ def _mixed_precision() -> None:
     )
     choice = ad.obtain(
         ad.choice_key(controls.model, sweep_spec, budget),
-        lambda progress: ad.compute_choice(controls.model, sweep_spec, sweep, budget),
+        ad.compute_choice,
+        (controls.model, sweep_spec, sweep, budget),
         f"Choosing and measuring the best mix for {budget:g} bits per weight…",
         lambda: 3 * ad.probe_seconds(controls.model),
         "",
@@ -300,7 +303,8 @@ def _mixed_precision() -> None:
     with right:
         front = ad.obtain(
             ad.pareto_key(controls.model, sweep_spec),
-            lambda progress: ad.compute_pareto(controls.model, sweep_spec, sweep, progress),
+            ad.compute_pareto,
+            (controls.model, sweep_spec, sweep),
             "Measuring the size / metric trade-off (mixes for 9 budgets and uniform 8, 6, 4 bits)…",
             lambda: ad.pareto_estimate(controls.model),
             "",
@@ -377,12 +381,12 @@ view = state.page_widget(
 with components.friendly_errors("measure the sensitivity of the layers"):
     try:
         {VIEW_ONLY: _only_view, VIEW_KEEP: _keep_view, VIEW_HEATMAP: _heatmap_view}[view]()
-    except ad.ServerBusy as busy:
+    except jobs.ServerBusy as busy:
         st.warning(str(busy), icon="⏳")
 
 st.divider()
 with components.friendly_errors("search a bit width per layer"):
     try:
         _mixed_precision()
-    except ad.ServerBusy as busy:
+    except jobs.ServerBusy as busy:
         st.warning(str(busy), icon="⏳")

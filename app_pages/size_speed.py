@@ -10,7 +10,7 @@ import streamlit as st
 
 from ui import analysis_data as ad
 from ui import analysis_figures as af
-from ui import components, data, state, upload_views
+from ui import components, data, jobs, state, upload_views
 
 controls = state.current()
 #: An uploaded file (weights only): its size is counted tensor by tensor; nothing can be timed.
@@ -216,16 +216,16 @@ def _speed_result(res: dict, key: str, title: str) -> None:
             st.markdown("Left in float: " + ", ".join(f"`{state.layer_token(n)}`" for n in res["not_converted"]))
 
 
-def _measure(todo: list[tuple[str, Callable, str, Callable[[], float]]]) -> None:
+def _measure(todo: list[tuple[str, Callable, tuple, str, Callable[[], float]]]) -> None:
     """Measure again what is older than a minute (a click from 40 browsers measures once)."""
     js = ad.store()
     jobs = []
-    for key, fn, what, estimate in todo:
+    for key, fn, args, what, estimate in todo:
         hit = js.finished(key)
         if hit is not None and time.time() - hit.at < ad.REMEASURE_AFTER_S:
             continue
         js.forget(key)
-        jobs.append((js.submit(key, fn, what, estimate()), what))
+        jobs.append((js.submit(key, fn, args, label=what.rstrip("…"), estimate_s=estimate()), what))
     for job, what in jobs:
         ad.wait(job, what)
 
@@ -237,16 +237,16 @@ def _speed_section() -> None:
     js = ad.store()
     last = js.finished(key)
     todo = [
-        (key, lambda _progress: ad.compute_speed(controls.model), f"Timing {sm.title}: float, int8, fake quant…",
+        (key, ad.compute_speed, (controls.model,), f"Timing {sm.title}: float, int8, fake quant…",
          lambda: last.seconds if last is not None else ad.speed_estimate(controls.model)),
-        (ad.MICRO_KEY, lambda _progress: ad.compute_micro(), "Timing one 1024×1024 Linear layer…", lambda: 2.0),
+        (ad.MICRO_KEY, ad.compute_micro, (), "Timing one 1024×1024 Linear layer…", lambda: 2.0),
     ]
     # The first time, no estimate on the label: estimating means timing the model (seconds for MiniLM), which
     # only a click should cost. The progress bar shows it once measuring.
     label = f"⏱️ Measure again (took {ad.seconds_text(last.seconds)})" if last else "⏱️ Measure on this server now"
     if st.button(label, key="measure", type="secondary" if last else "primary"):
         _measure(todo)
-    for k, _, what, _ in todo:  # a measurement someone else started: show its progress
+    for k, _, _, what, _ in todo:  # a measurement someone else started: show its progress
         job = js.job(k)
         if job is not None:
             ad.wait(job, what)
@@ -294,5 +294,5 @@ else:
     with components.friendly_errors("measure the speed of this model"):
         try:
             _speed_section()
-        except ad.ServerBusy as busy:
+        except jobs.ServerBusy as busy:
             st.warning(str(busy), icon="⏳")

@@ -27,6 +27,38 @@ def _quantlib_tests_run_single_threaded(request: pytest.FixtureRequest):
         torch.set_num_threads(before)
 
 
+# --- the job runner -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _jobs_run_in_process():
+    """App tests run the long jobs on threads of the test process (``JobRunner(in_process=True)``).
+
+    Same runner, same sharing and progress; but a test that replaces a job function (to prove a rerun
+    computes nothing, or to make one fail) is seen by a thread and not by a worker process. The worker
+    processes themselves are tested in ``test_jobs.py``, and every browser test's server uses them.
+    """
+    from ui import jobs
+
+    runner = jobs.JobRunner(workers=1, in_process=True)
+    previous = jobs.set_runner(runner)
+    yield runner
+    jobs.set_runner(previous)
+    runner.shutdown()
+
+
+@pytest.fixture
+def worker_processes():
+    """This test's app runs its long jobs in real worker processes (a fresh runner, shut down after)."""
+    from ui import jobs
+
+    runner = jobs.JobRunner(workers=1)
+    previous = jobs.set_runner(runner)
+    yield runner
+    jobs.set_runner(previous)
+    runner.shutdown()
+
+
 # --- browser tests (modules marked ``pytest.mark.browser``) --------------------------------------------------
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import ast
 import functools
 import json
-import threading
 from pathlib import Path
 from urllib.parse import parse_qsl, urlparse
 
@@ -413,51 +412,13 @@ def test_a_second_click_within_a_minute_reuses_the_measurement():
 # --- pure pieces ------------------------------------------------------------------------------------------------
 
 
-def test_the_job_store_runs_a_key_once_for_every_caller():
-    store = ad.JobStore()
-    release = threading.Event()
-    calls = []
-
-    def slow(progress):
-        calls.append(1)
-        progress(1, 2, "half")
-        release.wait(5)
-        return "done"
-
-    a = store.submit("k", slow, "slow")
-    b = store.submit("k", slow, "slow")
-    assert a is b
-    release.set()
-    assert a.event.wait(5)
-    assert a.result == "done" and calls == [1]
-    assert store.result("k") == "done"
-    c = store.submit("k", slow, "slow")
-    assert c.event.is_set() and c.result == "done", "a finished key is served, not recomputed"
-    assert calls == [1]
-
-
-def test_the_job_store_keeps_no_failures_and_stays_bounded():
-    store = ad.JobStore(max_results=2)
-
-    def fail(progress):
-        raise ValueError("no")
-
-    job = store.submit("bad", fail, "bad")
-    job.event.wait(5)
-    assert isinstance(job.error, ValueError) and store.result("bad") is None
-    for i in range(4):
-        store.submit(f"k{i}", lambda progress, i=i: i, "k").event.wait(5)
-    assert store.result("k0") is None and store.result("k3") == 3
-
-
-def test_the_job_store_refuses_work_beyond_its_queue():
-    store = ad.JobStore(max_pending=1)
-    release = threading.Event()
-    store.submit("a", lambda p: release.wait(5), "a")
-    store.submit("b", lambda p: 1, "b")
-    with pytest.raises(ad.ServerBusy):
-        store.submit("c", lambda p: 1, "c")
-    release.set()
+def test_the_sensitivity_page_computes_in_a_worker_process_and_shows_the_result(worker_processes):
+    at = open_page("sensitivity", model="digits-mlp", bits="3")
+    no_failures(at)
+    assert "most fragile on top" in chart_specs(at)[0]["layout"]["title"]["text"]
+    spec = sidebar_spec(at)
+    assert worker_processes.finished(ad.sensitivity_key("digits-mlp", spec, "only")) is not None
+    assert worker_processes.restarts == 0
 
 
 def test_short_names_are_unique_and_readable():

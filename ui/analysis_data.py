@@ -4,19 +4,11 @@ Two kinds of work, two caches:
 
 - **Cheap and deterministic** (storage sizes, overhead tables): ``st.cache_data`` keyed by plain strings, like
   :mod:`ui.data`.
-- **Long** (a sensitivity sweep of MiniLM takes 20 s to 2 min on the 2-core server; a latency measurement
-  10 s): a :class:`JobStore`, one per process (:func:`store`). A job runs on the store's own worker
-  thread, not on the script thread of the session that asked for it, so
-
-  * moving a slider (which stops the running script) does not throw away a half-finished sweep;
-  * every session asking for the same key - 40 browsers on one shared link - waits for the one job and sees
-    its progress bar (:func:`wait`), instead of computing it 40 times or staring at a frozen page;
-  * a page can ask "is this already computed?" without computing it (:meth:`JobStore.result`), which is what
-    lets a shared link show a finished sweep straight away while a fresh setting waits for a click.
-
-  Jobs run one at a time (the sweeps are CPU-bound and would only slow each other down, and latency figures
-  are only meaningful when nothing of ours runs beside them); at most :data:`MAX_PENDING_JOBS` may wait.
-  Finished results are kept in a bounded LRU. Failed jobs are not cached, so a retry computes again.
+- **Long** (a sensitivity sweep of MiniLM takes 10 s to 1 min on the 2-core server; a latency measurement
+  10 s): the ``compute_*`` functions below, run by the job runner (:mod:`ui.jobs`) in a worker process under a
+  string key. Moving a slider does not throw away a half-finished sweep, 40 browsers asking for one key wait
+  for one job and see its progress (:mod:`ui.job_views`), and a page can ask "is this already computed?"
+  without computing it, which lets a shared link show a finished sweep straight away.
 
 Keys are plain strings: model name, :func:`ui.data.spec_key` of the spec, bit widths, mode.
 Results are pre-reduced tables (tens of rows), never tensors: what a page ships to the browser stays small.
@@ -27,14 +19,9 @@ work on private copies.
 
 from __future__ import annotations
 
-import logging
 import math
-import queue
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -47,219 +34,26 @@ from quantlib.model import LayerInfo, call, model_size_bytes, size_breakdown
 from quantlib.sensitivity import layer_sensitivity, sensitivity_sweep
 from quantlib.speed import compare_float_vs_int8_dynamic, linear_micro_benchmark
 
-from . import data, state
-
-_LOG = logging.getLogger("quantization_explorer")
+from . import data, job_views, jobs, state
 
 #: Bit widths of the layers × bits heatmap, and the widths the mixed-precision search picks from.
 SWEEP_BITS: tuple[int, ...] = (2, 3, 4, 6, 8)
 #: Uniform widths drawn on the Pareto chart for comparison.
 UNIFORM_BITS: tuple[int, ...] = (8, 6, 4)
 #: Work estimated to take less than this runs as soon as the page opens; longer work waits for a click.
-AUTO_RUN_SECONDS = 2.5
-#: Finished results kept (a MiniLM sweep table is ~200 rows: memory is not the limit, variety is).
-MAX_RESULTS = 96
-#: Jobs that may wait in the queue behind the running one; beyond that the page asks to try again later.
-MAX_PENDING_JOBS = 8
+AUTO_RUN_SECONDS = job_views.AUTO_RUN_SECONDS
 #: Examples the latency measurement runs per call (MiniLM's whole evaluation set would take a minute).
 SPEED_BATCH = 64
 #: A latency measurement younger than this is shown instead of measuring again (40 clicks, one measurement).
 REMEASURE_AFTER_S = 60.0
 
-# --- page-level URL parameters ------------------------------------------------------------------------------
-
-# --- the job store ---------------------------------------------------------------------------------------------
-
 #: ``progress(done, total, message)``, the callback shape of ``quantlib.sensitivity``.
 Progress = Callable[[int, int, str], None]
 
 
-class ServerBusy(RuntimeError):
-    """Too many long computations are already waiting on this server."""
-
-
-@dataclass(eq=False)
-class Job:
-    """One long computation: queued, running or finished; shared by every session that asked for its key."""
-
-    key: str
-    label: str
-    estimate_s: float
-    submitted: float = field(default_factory=time.monotonic)
-    started: float | None = None
-    finished: float | None = None
-    done: int = 0
-    total: int = 0
-    message: str = ""
-    result: Any = None
-    error: BaseException | None = None
-    event: threading.Event = field(default_factory=threading.Event)
-
-    def update(self, done: int, total: int, message: str) -> None:
-        """The progress callback handed to quantlib (called on the worker thread; plain attribute writes)."""
-        self.done, self.total, self.message = done, total, message
-
-    @property
-    def fraction(self) -> float:
-        if self.total:
-            return min(1.0, self.done / self.total)
-        if self.started is None:
-            return 0.0
-        # No counted steps (a latency measurement): creep towards 95 % along the estimate.
-        return min(0.95, (time.monotonic() - self.started) / max(self.estimate_s, 0.1))
-
-
-@dataclass(frozen=True)
-class Finished:
-    """A result in the store, with when it was computed (wall clock, for "measured at 14:02") and how long."""
-
-    value: Any
-    at: float
-    seconds: float
-
-
-class JobStore:
-    """Finished results (bounded LRU) and in-flight jobs, run one at a time on a daemon worker thread."""
-
-    def __init__(self, max_results: int = MAX_RESULTS, max_pending: int = MAX_PENDING_JOBS) -> None:
-        self.max_results = max_results
-        self.max_pending = max_pending
-        self._lock = threading.Lock()
-        self._results: OrderedDict[str, Finished] = OrderedDict()
-        self._jobs: dict[str, Job] = {}
-        self._queue: queue.Queue[tuple[Job, Callable[[Progress], Any]]] = queue.Queue()
-        self._worker: threading.Thread | None = None
-
-    # reading
-    def finished(self, key: str) -> Finished | None:
-        """The finished result of ``key``, or None (never computes)."""
-        with self._lock:
-            hit = self._results.get(key)
-            if hit is not None:
-                self._results.move_to_end(key)
-            return hit
-
-    def result(self, key: str) -> Any:
-        hit = self.finished(key)
-        return None if hit is None else hit.value
-
-    def job(self, key: str) -> Job | None:
-        """The queued or running job of ``key``, or None."""
-        with self._lock:
-            return self._jobs.get(key)
-
-    def ahead_of(self, job: Job) -> int:
-        """How many jobs will run before ``job`` starts (0 once it runs)."""
-        if job.started is not None:
-            return 0
-        with self._lock:
-            return sum(1 for j in self._jobs.values() if j is not job and j.submitted <= job.submitted)
-
-    # writing
-    def submit(self, key: str, fn: Callable[[Progress], Any], label: str, estimate_s: float = 1.0) -> Job:
-        """Queue ``fn(progress)`` under ``key``; an identical request in flight is joined, not repeated.
-
-        A finished result is returned as an already finished job. Raises :class:`ServerBusy` when too many
-        jobs wait.
-        """
-        with self._lock:
-            if key in self._results:
-                hit = self._results[key]
-                job = Job(key, label, estimate_s, result=hit.value, finished=time.monotonic())
-                job.event.set()
-                return job
-            if key in self._jobs:
-                return self._jobs[key]
-            if len(self._jobs) > self.max_pending:
-                raise ServerBusy(
-                    f"{len(self._jobs)} long computations are already queued on this server; "
-                    "try again in a minute (finished ones are shared with everybody)"
-                )
-            job = Job(key, label, estimate_s)
-            self._jobs[key] = job
-            self._queue.put((job, fn))
-            if self._worker is None or not self._worker.is_alive():
-                self._worker = threading.Thread(target=self._work, name="qe-analysis-jobs", daemon=True)
-                self._worker.start()
-            return job
-
-    def forget(self, key: str) -> None:
-        """Drop the finished result of ``key`` (to measure again)."""
-        with self._lock:
-            self._results.pop(key, None)
-
-    def clear(self) -> None:
-        """Forget every finished result (jobs in flight finish and are stored)."""
-        with self._lock:
-            self._results.clear()
-
-    def _work(self) -> None:
-        while True:
-            job, fn = self._queue.get()
-            job.started = time.monotonic()
-            try:
-                with torch.no_grad():
-                    value = fn(job.update)
-            except Exception as err:  # noqa: BLE001 - handed to the waiting pages, which show it in plain words
-                if not isinstance(err, ValueError):
-                    _LOG.exception("analysis job %s failed", job.label)
-                job.error = err
-            else:
-                job.result = value
-                with self._lock:
-                    self._results[job.key] = Finished(value, time.time(), time.monotonic() - job.started)
-                    while len(self._results) > self.max_results:
-                        self._results.popitem(last=False)
-            finally:
-                job.finished = time.monotonic()
-                with self._lock:
-                    self._jobs.pop(job.key, None)
-                job.event.set()
-                self._queue.task_done()
-
-
-_STORE = JobStore()
-
-
-def store() -> JobStore:
-    """The process-wide job store (one worker thread, shared results).
-
-    A module global rather than ``st.cache_resource``: the same object for every session, for the worker
-    thread and for a test or notebook that imports this module (a resource cache outside a running server
-    is a separate one), and "Clear cache" in the app menu does not drop a sweep that is still running.
-    """
-    return _STORE
-
-
-def wait(job: Job, what: str) -> Any:
-    """Show ``job``'s progress until it is done; return its result (or raise its error on this thread).
-
-    Every session waiting on the same job polls the same counters, so everyone sees the one computation move.
-    If this script run is stopped (a slider moved), the job carries on and its result is kept.
-    """
-    if not job.event.is_set():
-        box = st.empty()
-        with box.container():
-            status = st.status(what, state="running", expanded=True)
-            with status:
-                bar = st.progress(0.0, text="Waiting to start…")
-        js = store()
-        while not job.event.wait(0.25):
-            bar.progress(job.fraction, text=_progress_text(job, js.ahead_of(job)))
-        box.empty()
-    if job.error is not None:
-        raise job.error
-    return job.result
-
-
-def _progress_text(job: Job, ahead: int) -> str:
-    if job.started is None:
-        return f"Queued behind {ahead} other computation{'s' if ahead != 1 else ''} on this server…"
-    elapsed = time.monotonic() - job.started
-    if job.total and job.done:
-        left = elapsed / job.done * (job.total - job.done)
-        return f"{job.done} of {job.total} · {job.message} · about {left:.0f} s left"
-    return f"{elapsed:.0f} s so far (about {job.estimate_s:.0f} s in all)"
+def store() -> jobs.JobRunner:
+    """The process-wide job runner that computes and keeps this module's long results."""
+    return jobs.runner()
 
 
 # --- the settings the sensitivity page probes -------------------------------------------------------------------
@@ -346,21 +140,29 @@ def probe_seconds(model: str) -> float:
     return best
 
 
-#: Measured seconds per probe of finished sweeps, per model: later estimates use it. (Process-wide on purpose:
-#: it only words a "takes about" line. Plain dict writes are atomic under the GIL.)
-_SECONDS_PER_PROBE: dict[str, float] = {}
 #: Before any sweep of a model finished: a probe costs about half an evaluation plus forward pass (the
 #: activation reuse of quantlib.sensitivity recomputes only what comes after the quantized layer).
 _PROBE_SHARE = 0.5
 
 
 def _per_probe(model: str) -> float:
-    return _SECONDS_PER_PROBE.get(model) or _PROBE_SHARE * probe_seconds(model)
+    """Seconds per probe: from the newest finished sweep or sensitivity pass of ``model``, else a guess."""
+    rates = []
+    for key, hit in store().finished_items(f"sweep|{model}|") + store().finished_items(f"sensitivity|{model}|"):
+        probes = _key_probes(model, key)
+        if probes:
+            rates.append((hit.at, hit.seconds / probes))
+    if rates:
+        return max(rates)[1]
+    return _PROBE_SHARE * probe_seconds(model)
 
 
-def _record_rate(model: str, seconds: float, probes: int) -> None:
-    if probes > 0:
-        _SECONDS_PER_PROBE[model] = seconds / probes
+def _key_probes(model: str, key: str) -> int:
+    """Probes behind a finished key (``sweep|model|2,3,4|…`` or ``sensitivity|model|mode|…``)."""
+    kind, _, what = key.split("|", 3)[:3]
+    if kind == "sweep":
+        return _sweep_probes(model, [int(b) for b in what.split(",") if b])
+    return _sensitivity_probes(model, what)
 
 
 def sensitivity_estimate(model: str, mode: str) -> float:
@@ -411,7 +213,7 @@ def speed_key(model: str) -> str:
 MICRO_KEY = "speed|linear-1024"
 
 
-# --- the computations (run on the worker thread) --------------------------------------------------------------
+# --- the computations (run in a job worker process) --------------------------------------------------------------
 
 
 def _evaluate_kwargs(model: str) -> dict[str, Any]:
@@ -427,10 +229,7 @@ def _evaluate_kwargs(model: str) -> dict[str, Any]:
 def compute_sensitivity(model: str, spec: QuantSpec, mode: str, progress: Progress | None = None) -> pd.DataFrame:
     """``quantlib.layer_sensitivity`` of every layer of the sample model (its own private copy)."""
     sm = data.sample(model)
-    start = time.perf_counter()
-    table = layer_sensitivity(sm.model, spec, mode=mode, progress=progress, **_evaluate_kwargs(model))
-    _record_rate(model, time.perf_counter() - start, _sensitivity_probes(model, mode))
-    return table
+    return layer_sensitivity(sm.model, spec, mode=mode, progress=progress, **_evaluate_kwargs(model))
 
 
 def compute_sweep(
@@ -438,13 +237,12 @@ def compute_sweep(
 ) -> pd.DataFrame:
     """``quantlib.sensitivity_sweep``: every layer alone at every width in ``bits`` (the heatmap's table)."""
     sm = data.sample(model)
-    start = time.perf_counter()
-    table = sensitivity_sweep(sm.model, spec, bits=bits, progress=progress, **_evaluate_kwargs(model))
-    _record_rate(model, time.perf_counter() - start, _sweep_probes(model, bits))
-    return table
+    return sensitivity_sweep(sm.model, spec, bits=bits, progress=progress, **_evaluate_kwargs(model))
 
 
-def compute_choice(model: str, spec: QuantSpec, sweep: pd.DataFrame, avg_bits: float) -> dict[str, Any]:
+def compute_choice(
+    model: str, spec: QuantSpec, sweep: pd.DataFrame, avg_bits: float, progress: Progress | None = None
+) -> dict[str, Any]:
     """``quantlib.choose_bits`` under an average-bits budget, measured; as plain values for the page."""
     sm = data.sample(model)
     res = choose_bits(
@@ -523,11 +321,11 @@ def _report(rep: Any) -> dict[str, Any]:
     }
 
 
-def compute_speed(model: str, repeats: int = 10) -> dict[str, Any]:
+def compute_speed(model: str, repeats: int = 10, progress: Progress | None = None) -> dict[str, Any]:
     """Float vs real int8 dynamic vs simulated fake-quant latency of the sample model, on this server now.
 
-    ``threads`` is left alone: ``torch.set_num_threads`` is process-wide, so the measurement uses whatever the
-    server runs with (reported).
+    Runs in a job worker (one torch thread, low priority, reported): the figures are this server's while the
+    sessions of a class use it.
     """
     sm = data.sample(model)
     inputs, n = speed_inputs(model)
@@ -536,7 +334,7 @@ def compute_speed(model: str, repeats: int = 10) -> dict[str, Any]:
     return {**_report(rep), "examples": n}
 
 
-def compute_micro() -> dict[str, Any]:
+def compute_micro(progress: Progress | None = None) -> dict[str, Any]:
     """The reference: one ``nn.Linear(1024, 1024)`` on a batch of 64, float vs int8 dynamic."""
     return {**_report(linear_micro_benchmark(1024, 1024, batch=64)), "examples": 64}
 
@@ -667,59 +465,10 @@ def _blocks(spec: QuantSpec, row: Any) -> int:
 
 # --- the page side of a long computation ------------------------------------------------------------------------
 
-
-def obtain(
-    key: str,
-    fn: Callable[[Progress], Any],
-    what: str,
-    estimate: Callable[[], float],
-    button: str,
-    button_key: str,
-    auto: bool | None = None,
-) -> Any:
-    """The result of ``key``: from the store if anyone computed it, else computed now or on a click.
-
-    Quick work (``estimate()`` seconds under :data:`AUTO_RUN_SECONDS`, or ``auto=True``) starts right away;
-    longer work shows ``button`` and a line on what it costs, and returns None until clicked. A job someone
-    else already started is joined, with its progress. Returns None when there is nothing to show yet.
-    ``estimate`` is a callable so that a stored result costs no estimate (timing MiniLM takes seconds).
-    """
-    js = store()
-    hit = js.result(key)
-    if hit is not None:
-        return hit
-    job = js.job(key)
-    if job is None:
-        estimate_s = estimate()
-        quick = estimate_s <= AUTO_RUN_SECONDS if auto is None else auto
-        if not quick:
-            offer = st.empty()  # cleared once clicked: the progress bar takes its place
-            with offer.container():
-                st.caption(
-                    f"This takes about {seconds_text(estimate_s)} on this server. The result is kept for everybody: "
-                    "once computed, a shared link shows it straight away."
-                )
-                clicked = st.button(button, key=button_key, type="primary")
-            if not clicked:
-                return None
-            offer.empty()
-        job = js.submit(key, fn, what, estimate_s)
-    return wait(job, what)
-
-
-def seconds_text(s: float) -> str:
-    """``7 s``, ``3 min``: a duration for a button or a caption (at least 1 s)."""
-    if s < 90:
-        return f"{max(1, round(s))} s"
-    return f"{s / 60:.0f} min"
-
-
-def computed_note(key: str, min_seconds: float = 0.0) -> str | None:
-    """``computed in 19 s at 14:02:10`` for a finished result that took at least ``min_seconds``, else None."""
-    hit = store().finished(key)
-    if hit is None or hit.seconds < min_seconds:
-        return None
-    return f"computed in {hit.seconds:.1f} s at {time.strftime('%H:%M:%S', time.localtime(hit.at))}"
+obtain = job_views.obtain
+wait = job_views.wait
+seconds_text = job_views.seconds_text
+computed_note = job_views.computed_note
 
 
 # --- selecting a layer from a chart -----------------------------------------------------------------------------

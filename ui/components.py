@@ -8,6 +8,8 @@ from contextlib import contextmanager
 
 import streamlit as st
 
+from . import jobs
+
 _LOG = logging.getLogger("quantization_explorer")
 
 
@@ -45,6 +47,10 @@ def friendly_errors(what: str) -> Iterator[None]:
     """
     try:
         yield
+    except (jobs.JobFailed, jobs.JobStopped, jobs.ServerBusy) as err:
+        # Long work that could not finish for a reason outside its settings: a full queue, a stop, a worker
+        # over its time or memory. The runner words these for the participant.
+        st.warning(f"Could not {what}: {err}", icon="⏳")
     except ValueError as err:
         st.error(f"Could not {what} with these settings: {err}", icon="🚫")
     except Exception as err:  # noqa: BLE001 - the page must never show a traceback
