@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .kernels import int_quantize, qparams_from_range, round_values
+from .kernels import MIN_SCALE, int_quantize, qparams_from_range, round_values
 from .quantize import as_float32
 from .spec import QuantSpec
 
@@ -105,6 +105,51 @@ class ValueTrace:
         ]
 
 
+def _formula_scale(lo: float, hi: float, spec: QuantSpec) -> tuple[float, int]:
+    """The scale the formula asks for as ``(extent, divisor)``, ``s = extent / divisor`` (extent 0: all zero).
+
+    Same cases as :func:`quantlib.kernels.qparams_from_range` for the int format: ``max(|lo|, |hi|) / qmax``
+    symmetric, ``(max(hi, 0) - min(lo, 0)) / (qmax - qmin)`` asymmetric, and a constant ``lo == hi = c``
+    put on the grid by a power of two (``|c| / 2^(b-2)`` symmetric, ``|c| / 2^(b-1)`` asymmetric).
+    """
+    if lo == hi and lo != 0:
+        return abs(lo), 2 ** (spec.bits - (2 if spec.scheme == "symmetric" else 1))
+    if spec.scheme == "symmetric":
+        return max(-lo, hi, 0.0), spec.qmax
+    return max(hi, 0.0) - min(lo, 0.0), spec.qmax - spec.qmin
+
+
+def check_trace_inputs(x: float, lo: float, hi: float, bits: int, scheme: str = "symmetric") -> None:
+    """Raise ``ValueError`` in plain words when :func:`trace_value` cannot follow ``x`` on ``[lo, hi]`` in float32.
+
+    - every number finite and within float32's range (about ±3.4e38), which quantlib computes in;
+    - ``lo <= hi``;
+    - the range not too narrow: a non-zero range whose scale would fall below float32's smallest normal number
+      (``MIN_SCALE`` ≈ 1.2e-38) gets that smallest scale instead, so the grid would no longer be the one the
+      formula describes - e.g. ``[0, 5e-324]`` (whose end is 0 in float32 anyway), or ``[-1e-37, 1e-37]`` at
+      8 bits (``s = 1e-37 / 127 ≈ 7.9e-40``).
+
+    >>> check_trace_inputs(0.0, 0.0, 5e-324, 8)
+    Traceback (most recent call last):
+    ...
+    ValueError: the range [0, 4.94e-324] is too narrow for a float32 scale at 8 bits: s = 4.94e-324 / 127 is below float32's smallest normal number 1.18e-38 - widen the range
+    """
+    spec = QuantSpec(bits=bits, scheme=scheme)
+    for name, v in {"x": x, "lo": lo, "hi": hi}.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ValueError(f"{name} must be a finite number, got {v!r}")
+        if abs(v) > FLOAT32_MAX:
+            raise ValueError(f"{name} = {v!r} is beyond float32's range (about ±3.4e38), which quantlib computes in")
+    if lo > hi:
+        raise ValueError(f"the range is empty: lo ({lo}) is greater than hi ({hi})")
+    extent, divisor = _formula_scale(float(lo), float(hi), spec)
+    if extent > 0 and extent / divisor < MIN_SCALE:
+        raise ValueError(
+            f"the range [{lo:.3g}, {hi:.3g}] is too narrow for a float32 scale at {spec.bits} bits: s = "
+            f"{extent:.3g} / {divisor} is below float32's smallest normal number {MIN_SCALE:.3g} - widen the range"
+        )
+
+
 def trace_value(
     x: float,
     lo: float,
@@ -120,7 +165,13 @@ def trace_value(
     :func:`quantlib.kernels.round_values` for rounding), so ``q`` and ``x̂`` equal
     ``quantize(tensor([x]), spec, qparams)`` / ``dequantize(...)`` for
     ``spec = QuantSpec(bits, scheme, rounding=rounding, seed=seed)`` and the qparams of ``[lo, hi]``.
-    ``x`` may lie outside ``[lo, hi]``: then it is clipped to the nearest end of the grid.
+    ``x`` may lie outside ``[lo, hi]``: then it is clipped to the nearest end of the grid (so far outside that
+    ``x / s`` overflows float32, it reads ``inf`` and is clipped all the same, as ``quantize`` does).
+
+    Raises ``ValueError`` naming the problem (:func:`check_trace_inputs`) for non-finite numbers, numbers beyond
+    float32, an empty or too narrow range, and a range too wide for float32: one where ``x̂ = (q - z) · s``
+    lands beyond ±3.4e38 (near float32's limits the rounded zero point can shift the grid's end past them:
+    2-bit asymmetric on ``[-3.4e38, 3.4e38]`` reads ``x = -3.4e38`` back as ``-4.5e38``).
 
     Worked example, 2-bit asymmetric, ``[lo, hi] = [-1, 3]``: ``s = 4 / 3``, ``z = 0 - round(-0.75) = 1``;
     ``x = 2``: ``x / s = 1.5`` rounds (half to even) to ``2``, ``q = 3``, ``x̂ = (3 - 1) · 4/3 ≈ 2.667``.
@@ -130,14 +181,7 @@ def trace_value(
     (1, 1.5, 3, 2.667, False)
     """
     spec = QuantSpec(bits=bits, scheme=scheme, rounding=rounding, seed=seed)
-    values = {"x": x, "lo": lo, "hi": hi}
-    for name, v in values.items():
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise ValueError(f"{name} must be a finite number, got {v!r}")
-        if abs(v) > FLOAT32_MAX:
-            raise ValueError(f"{name} = {v!r} is beyond float32's range (about ±3.4e38), which quantlib computes in")
-    if lo > hi:
-        raise ValueError(f"the range is empty: lo ({lo}) is greater than hi ({hi})")
+    check_trace_inputs(x, lo, hi, bits, scheme)
     lo_t = torch.tensor([lo], dtype=torch.float32)
     hi_t = torch.tensor([hi], dtype=torch.float32)
     scale_t, zp_t = qparams_from_range(lo_t, hi_t, spec)
@@ -153,6 +197,12 @@ def trace_value(
     shifted = rounded + zp_t.to(torch.float32)
     q = shifted.clamp(spec.qmin, spec.qmax)
     x_hat = (q - zp_t.to(torch.float32)) * scale_t
+    if not bool(torch.isfinite(x_hat)):
+        wide = (float(q) - int(zp_t)) * float(scale_t)
+        raise ValueError(
+            f"the range [{lo:.3g}, {hi:.3g}] is too wide for float32 at {spec.bits} bits ({spec.scheme}): x̂ = "
+            f"(q - z)·s = {wide:.3g} is beyond float32's largest number {FLOAT32_MAX:.3g} - narrow the range"
+        )
     return ValueTrace(
         x=float(x_t),
         lo=float(lo),

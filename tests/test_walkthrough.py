@@ -12,16 +12,18 @@ import math
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import sample_models
 from quantlib import QuantSpec, dequantize, fake_quant, metrics, quantize
-from quantlib.kernels import qparams_from_range
+from quantlib.kernels import MIN_SCALE, qparams_from_range
 from quantlib.spec import QParams
 from quantlib.walkthrough import (
     DB_PER_BIT,
+    FLOAT32_MAX,
     NAIVE_EXPLANATION,
+    check_trace_inputs,
     integer_linear,
     mse_formula,
     rule_of_thumb_sqnr,
@@ -29,6 +31,17 @@ from quantlib.walkthrough import (
 )
 
 finite = st.floats(min_value=-1e4, max_value=1e4, allow_nan=False, allow_infinity=False, width=32)
+
+
+def traceable(lo: float, hi: float, bits: int, scheme: str) -> bool:
+    """Whether trace_value takes this range (a non-zero range whose scale would fall below float32's smallest
+    normal number is refused as too narrow: the library would widen its grid to MIN_SCALE)."""
+    try:
+        check_trace_inputs(0.0, lo, hi, bits, scheme)
+    except ValueError as err:
+        assert "too narrow" in str(err)
+        return False
+    return True
 
 
 def qparams_of(lo: float, hi: float, spec: QuantSpec) -> QParams:
@@ -50,6 +63,7 @@ def qparams_of(lo: float, hi: float, spec: QuantSpec) -> QParams:
 )
 def test_trace_value_equals_quantlib_quantize_and_dequantize(x, a, b, bits, scheme, rounding):
     lo, hi = min(a, b), max(a, b)
+    assume(traceable(lo, hi, bits, scheme))
     t = trace_value(x, lo, hi, bits, scheme, rounding)
     spec = QuantSpec(bits=bits, scheme=scheme, rounding=rounding)
     qp = qparams_of(lo, hi, spec)
@@ -67,6 +81,7 @@ def test_trace_value_equals_quantize_with_a_min_max_range_from_data(a, b, u, bit
     # quantize() calibrating min-max on [lo, x, hi] must land on the same range, so the same integer.
     lo, hi = min(a, b), max(a, b)
     x = float(torch.tensor(lo + u * (hi - lo), dtype=torch.float32).clamp(lo, hi))
+    assume(traceable(lo, hi, bits, scheme))
     spec = QuantSpec(bits=bits, scheme=scheme)
     t = trace_value(x, lo, hi, bits, scheme)
     assert t.q == int(quantize(torch.tensor([lo, x, hi]), spec).q[1])
@@ -76,6 +91,7 @@ def test_trace_value_equals_quantize_with_a_min_max_range_from_data(a, b, u, bit
 @given(x=finite, a=finite, b=finite, bits=st.integers(2, 12), scheme=st.sampled_from(["symmetric", "asymmetric"]))
 def test_rounding_error_is_at_most_half_a_step_unless_clipped(x, a, b, bits, scheme):
     lo, hi = min(a, b), max(a, b)
+    assume(traceable(lo, hi, bits, scheme))
     t = trace_value(x, lo, hi, bits, scheme)
     grid_lo, grid_hi = (t.qmin - t.zero_point) * t.scale, (t.qmax - t.zero_point) * t.scale
     if t.clipped:
@@ -133,6 +149,35 @@ def test_steps_table_lists_the_formula_in_order():
 def test_trace_value_rejects_bad_settings(args, message):
     with pytest.raises(ValueError, match=message):
         trace_value(*args)
+
+
+@pytest.mark.parametrize(
+    "x, lo, hi, bits, scheme, message",
+    [
+        # the walkthrough links of the hostile-input sweep
+        (1e308, -1e308, 1e308, 8, "symmetric", r"x = 1e\+308 is beyond float32's range"),
+        (-5e-324, -0.0, 5e-324, 8, "symmetric", "too narrow for a float32 scale at 8 bits"),
+        (0.0, -1e-37, 1e-37, 8, "asymmetric", "too narrow"),
+        (0.0, 1e-40, 1e-40, 8, "symmetric", "too narrow"),  # a constant, too small for any float32 scale
+        (-3.4e38, -3.4e38, 3.4e38, 2, "asymmetric", "too wide for float32 at 2 bits"),
+        (1e309, -1.0, 1.0, 8, "symmetric", "x must be a finite number"),
+    ],
+)
+def test_extreme_but_finite_numbers_get_a_plain_value_error(x, lo, hi, bits, scheme, message):
+    with pytest.raises(ValueError, match=message):
+        trace_value(x, lo, hi, bits, scheme)
+
+
+def test_ranges_at_the_edges_of_float32_still_trace():
+    # the widest symmetric range float32 holds, and the narrowest range whose scale is still a normal float32
+    t = trace_value(3e38, -3.4e38, 3.4e38, 8)
+    assert t.x_hat == pytest.approx(3e38, rel=1e-2) and math.isfinite(t.x_hat) and abs(t.x_hat) <= FLOAT32_MAX
+    t = trace_value(MIN_SCALE, 0.0, 2 * 127 * MIN_SCALE, 8)  # s = 2 · MIN_SCALE: fine
+    assert t.scale == pytest.approx(2 * MIN_SCALE, rel=1e-6) and t.q == 0
+    with pytest.raises(ValueError, match="too narrow"):
+        trace_value(0.0, 0.0, 127 * MIN_SCALE / 2, 8)  # s = MIN_SCALE / 2: not
+    t = trace_value(4.0, 0.0, 0.0, 2)  # all-zero range: x / s overflows float32 and is clipped, as quantize does
+    assert t.clipped and t.q == t.qmax and math.isinf(t.x_over_s) and math.isfinite(t.x_hat)
 
 
 def test_zero_range_gives_a_usable_scale():

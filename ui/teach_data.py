@@ -437,23 +437,33 @@ MSE_FORMULA_MAX = 1_000_000
 
 
 def number_line(trace: ValueTrace) -> dict[str, Any]:
-    """What the number line of one traced value draws: thinned grid, the levels next to ``x``, the ranges."""
+    """What the number line of one traced value draws: thinned grid, the levels next to ``x``, the ranges.
+
+    The zoom centres on ``clamp(round(x / s) + z)``, clamped as a float first: far outside a tiny range
+    ``x / s`` overflows float32 to ``inf`` (the trace clips it to the last level, and so does the line).
+    """
     s, z = trace.scale, trace.zero_point
     n_levels = trace.qmax - trace.qmin + 1
     stride = max(1, math.ceil(n_levels / MAX_LINE_TICKS))
     codes = np.arange(trace.qmin, trace.qmax + 1, stride, dtype=np.int64)
     if codes[-1] != trace.qmax:
         codes = np.append(codes, trace.qmax)
-    centre = min(max(int(round(trace.x_over_s)) + z, trace.qmin), trace.qmax)
+    centre = int(np.clip(np.rint(trace.x_over_s) + z, trace.qmin, trace.qmax))
     near = np.arange(max(trace.qmin, centre - ZOOM_LEVELS), min(trace.qmax, centre + ZOOM_LEVELS) + 1, dtype=np.int64)
+    grid = ((codes - z) * s).astype(np.float64)
+    near_values = ((near - z) * s).astype(np.float64)
+    # Near float32's limits an end level (qmin - z)·s can lie beyond ±3.4e38 (symmetric [-3.4e38, 3.4e38]: qmin·s
+    # = -3.43e38): float32 has no such number, so the chart (drawn in float32) leaves it out.
+    top = float(np.finfo(np.float32).max)
+    near_ok = np.abs(near_values) <= top
     return {
-        "grid": ((codes - z) * s).astype(np.float64),
+        "grid": grid[np.abs(grid) <= top],
         "stride": stride,
         "levels": n_levels,
-        "near_codes": near,
-        "near_values": ((near - z) * s).astype(np.float64),
-        "grid_lo": (trace.qmin - z) * s,
-        "grid_hi": (trace.qmax - z) * s,
+        "near_codes": near[near_ok],
+        "near_values": near_values[near_ok],
+        "grid_lo": max((trace.qmin - z) * s, -top),
+        "grid_hi": min((trace.qmax - z) * s, top),
     }
 
 
