@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from ui import components, data, figures, state
+from ui import analysis_data as ad
+from ui import components, data, figures, jobs, state
 
 #: Sweeps estimated to take longer than this wait for a click (MiniLM, recsys); quicker ones just run.
 AUTO_SWEEP_SECONDS = 8.0
-_SWEEPS_KEY = "_qe_sweeps"
 
 controls = state.current()
 sm = data.sample(controls.model)
@@ -122,27 +122,21 @@ def _sweep(res: dict) -> None:
     spec = controls.spec()
     fixed = controls.fixed_bits is not None
     sweep_spec = spec.replace(format="int") if fixed else spec
-    sweep_id = "|".join([controls.model, scope, controls.layer, controls.target, data.spec_key(sweep_spec.replace(bits=8))])
-    requested = st.session_state.setdefault(_SWEEPS_KEY, set())
-    estimate = res["seconds"] * len(data.SWEEP_BITS)
+    bits = list(data.SWEEP_BITS)
+    estimate = res["seconds"] * len(bits)
     st.subheader("Task metric vs bit width")
-    if estimate > AUTO_SWEEP_SECONDS and sweep_id not in requested:
-        st.caption(
-            f"Each point quantizes and evaluates the whole model: about {estimate:.0f} s for "
-            f"{len(data.SWEEP_BITS)} bit widths on this model. Results are cached for everyone on this server."
-        )
-        if st.button(f"Compute the curve ({len(data.SWEEP_BITS)} bit widths)", key="sweep-button"):
-            requested.add(sweep_id)
-            st.rerun()
+    values = ad.obtain(
+        ad.drift_sweep_key(controls.model, scope, controls.layer, controls.target, sweep_spec, bits),
+        ad.compute_drift_sweep,
+        (controls.model, scope, controls.layer, controls.target, sweep_spec, bits),
+        f"Quantizing and evaluating the model at {len(bits)} bit widths…",
+        lambda: estimate,
+        f"Compute the curve ({len(bits)} bit widths)",
+        "sweep-button",
+        auto=estimate <= AUTO_SWEEP_SECONDS,
+    )
+    if values is None:
         return
-    bits, values = [], []
-    progress = st.progress(0.0, text="Evaluating bit widths…")
-    for i, b in enumerate(data.SWEEP_BITS):
-        point = data.drift_point(controls.model, scope, controls.layer, controls.target, data.spec_key(sweep_spec.replace(bits=b)))
-        bits.append(b)
-        values.append(point["metrics"][sm.metric_name])
-        progress.progress((i + 1) / len(data.SWEEP_BITS), text=f"Evaluated {b} bits")
-    progress.empty()
     label = f"current: {controls.format}" if fixed else f"current: {controls.bits} bits"
     st.plotly_chart(
         figures.metric_sweep_figure(
@@ -173,4 +167,7 @@ with components.friendly_errors("quantize and run the model"):
     with right:
         _drift_histogram(result)
     _cosine_histogram(result)
-    _sweep(result)
+    try:
+        _sweep(result)
+    except jobs.ServerBusy as busy:
+        st.warning(str(busy), icon="⏳")

@@ -285,6 +285,30 @@ def compute_pareto(model: str, spec: QuantSpec, sweep: pd.DataFrame, progress: P
     )
 
 
+def compute_drift_sweep(
+    model: str, scope: str, layer: str, target: str, spec: QuantSpec, bits: Sequence[int],
+    progress: Progress | None = None,
+) -> list[float]:
+    """The task metric of the model quantized at each width of ``bits`` (the output-drift page's curve).
+
+    ``scope`` is ``"all"`` (every layer) or ``"layer"`` (only ``layer``); the quantized models are the ones the
+    page's drift figures use (:func:`ui.data.build_quantized`, group sizes adapted per layer).
+    """
+    sm = data.sample(model)
+    chosen = [i.name for i in data.layers(model)] if scope == "all" else [layer]
+    values = []
+    for i, b in enumerate(bits):
+        if progress is not None:
+            progress(i, len(bits), f"{b} bits")
+        quantized, _ = data.build_quantized(model, chosen, target, spec.replace(bits=b))
+        values.append(float(sm.evaluate(quantized)[sm.metric_name]))
+    return values
+
+
+def drift_sweep_key(model: str, scope: str, layer: str, target: str, spec: QuantSpec, bits: Sequence[int]) -> str:
+    return f"drift-sweep|{model}|{scope}|{layer}|{target}|{','.join(map(str, bits))}|{data.spec_key(spec.replace(bits=8))}"
+
+
 def speed_inputs(model: str) -> tuple[Any, int]:
     """The first :data:`SPEED_BATCH` evaluation examples (a tensor or a tuple of tensors) and their count."""
     x = data.sample(model).eval_inputs
