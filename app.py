@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui import data, state
+from serving import warmup
+from ui import data, heap, state
 from ui.components import friendly_errors, needs_a_running_model
 
 st.set_page_config(page_title="Quantization Explorer", page_icon="🔢", layout="wide")
 data.configure_torch()
+# Started with plain `streamlit run app.py`: the first visitor's run warms every other page in the background
+# (`python -m serving` warms before anyone arrives and turns this off). Once per process; QE_WARM=0 disables it.
+warmup.start_once(st.get_option("server.port"), st.get_option("server.address") or "127.0.0.1",
+                  st.get_option("server.baseUrlPath") or "")
 
 # Emoji icons only: ":material/...:" icons would make the browser fetch an icon font.
 PAGES = [
@@ -59,3 +64,4 @@ state.check_link(raw_link, controls)
 state.show_link_notice(notice_box)
 state.render_share(share_box, controls)
 state.end_run(page.url_path)
+heap.settle()

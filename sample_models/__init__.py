@@ -10,6 +10,6 @@ the model returns one Tensor; `call` implements it. Nothing here imports streaml
 """
 
 from .base import Inputs, SampleModel, call
-from .registry import load, names
+from .registry import load, loaded_count, names
 
-__all__ = ["Inputs", "SampleModel", "call", "load", "names"]
+__all__ = ["Inputs", "SampleModel", "call", "load", "loaded_count", "names"]

@@ -39,6 +39,11 @@ def _build(name: str) -> SampleModel:
     return getattr(importlib.import_module(module_name), function_name)()
 
 
+def loaded_count() -> int:
+    """How many sample models this process has built so far."""
+    return _build.cache_info().currsize
+
+
 def load(name: str) -> SampleModel:
     """The sample model called ``name``, built on first use and cached for the life of the process.
 

@@ -7,6 +7,10 @@ import os
 import pytest
 import torch
 
+# App tests and the servers the browser tests start do not warm themselves up (serving.warmup): it would only
+# spend the CPU the tests need. tests/test_warmup.py turns it on where it is the subject.
+os.environ.setdefault("QE_WARM", "0")
+
 
 @pytest.fixture(autouse=True)
 def _quantlib_tests_run_single_threaded(request: pytest.FixtureRequest):

@@ -1,0 +1,82 @@
+"""The warm-up (serving.warmup, ``python -m serving``): the server computes the instructor's links before the class."""
+
+from __future__ import annotations
+
+import doctest
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from browser_support import REPO, StreamlitServer, free_port
+
+from serving import warmup
+from serving.protocol import open_link
+
+
+def test_warmup_doctests_pass() -> None:
+    assert doctest.testmod(warmup).failed == 0
+
+
+def test_links_come_from_spaces_commas_lines_full_addresses_and_a_file_with_comments(tmp_path) -> None:
+    listing = tmp_path / "links.txt"
+    listing.write_text("# for Tuesday's class\n/?model=minilm   # the big one\n\nhttp://10.0.0.5:8501/qat?model=recsys\n")
+    assert warmup.parse_links(f"@{listing}") == ["/?model=minilm", "/qat?model=recsys"]
+    assert warmup.parse_links("error-curves?bits=3,/walkthrough") == ["/error-curves?bits=3", "/walkthrough"]
+
+
+def test_the_instructors_links_follow_the_defaults_once_each_and_can_stand_alone() -> None:
+    both = warmup.links_to_warm({"QE_WARM_LINKS": "/?model=minilm /qat?model=digits-mlp&bits=2"})
+    assert both[: len(warmup.DEFAULT_LINKS)] == list(warmup.DEFAULT_LINKS)
+    assert both.count("/?model=minilm") == 1 and both[-1] == "/qat?model=digits-mlp&bits=2"
+    alone = warmup.links_to_warm({"QE_WARM_LINKS": "/walkthrough", "QE_WARM_DEFAULTS": "0"})
+    assert alone == ["/walkthrough"]
+
+
+def test_every_default_link_names_a_page_of_the_app() -> None:
+    app = (REPO / "app.py").read_text()
+    for link in warmup.DEFAULT_LINKS:
+        path = link.split("?")[0].strip("/")
+        assert path == "" or f'url_path="{path}"' in app, link
+
+
+@pytest.mark.server
+def test_the_launcher_warms_the_links_then_serves() -> None:
+    port = free_port()
+    env = {**os.environ, "QE_WARM": "1", "QE_WARM_DEFAULTS": "0",
+           "QE_WARM_LINKS": "/error-curves?model=digits-mlp&bits=3, /no-such-page"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "serving", "--server.port", str(port), "--server.headless", "true"],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        lines: list[str] = []
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            assert line, "the launcher ended early:\n" + "".join(lines)
+            lines.append(line)
+            if line.startswith("Ready:"):
+                break
+        out = "".join(lines)
+        assert "Ready: 1 of 2 links warmed" in out, out
+        assert "not warmed: /no-such-page" in out, "a bad link is named, not fatal"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=10) as r:
+            assert r.status == 200, "the server goes on serving after the warm-up"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.mark.server
+def test_a_plain_streamlit_run_warms_everything_else_after_the_first_visit() -> None:
+    env = {"QE_WARM": "1", "QE_WARM_DEFAULTS": "0", "QE_WARM_LINKS": "/walkthrough?model=tiny-linear&bits=3"}
+    with StreamlitServer(env=env) as server:
+        assert open_link(server.url, "/?model=digits-mlp", 120).ok
+        deadline = time.monotonic() + 120
+        while "warm-up: 1 of 1 links ready" not in server.log(None):
+            assert time.monotonic() < deadline, server.log()
+            time.sleep(0.5)
+        assert server.log(None).count("warm-up: 1 of 1 links ready") == 1
