@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from ui import components, data, figures, state
+from ui.text import code_span
 
 controls = state.current()
 
@@ -29,9 +30,9 @@ def _describe(kind: str, view: dict) -> str:
         info = data.layer_info(controls.model, controls.layer)
         real = "×".join(str(d) for d in info.shape)
         grouped = f", grouped as {shape}" if real != shape else ""
-        return f"Weights of `{layer}` · {info.kind} {real}{grouped} ({view['numel']:,} values) · {view['spec_label']}"
+        return f"Weights of {code_span(layer)} · {info.kind} {real}{grouped} ({view['numel']:,} values) · {view['spec_label']}"
     return (
-        f"Input activations of `{layer}` on the calibration inputs · {shape} ({view['numel']:,} values) · "
+        f"Input activations of {code_span(layer)} on the calibration inputs · {shape} ({view['numel']:,} values) · "
         f"{view['spec_label']} (one static range per tensor, as `quantize_model` applies it)"
     )
 

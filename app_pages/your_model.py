@@ -11,9 +11,12 @@ import streamlit as st
 
 from ui import components, data, figures, state, upload, upload_views
 from ui.components import fmt, human_bytes
+from ui.text import code_span, escape_markdown, shorten
 
 #: Tables list at most this many tensors (the totals always cover all of them).
 MAX_TABLE_ROWS = 1000
+#: A file or tensor name quoted in running text is cut to this many characters (the table shows it whole).
+NAME_CHARS = 100
 _TENSOR_KEY = "_qe_upload_tensor"
 
 controls = state.current()
@@ -98,13 +101,14 @@ def _file_section(up: upload.Upload) -> None:
     what = "demo model, built in memory" if up.source == "demo" else (
         f"{tensors.format}, {human_bytes(tensors.num_bytes)}"
     )
-    st.subheader(f"📄 {up.filename}")
+    # File and tensor names are the uploader's text: escaped, never markup (see ui.text).
+    st.subheader(f"📄 {escape_markdown(shorten(up.filename, NAME_CHARS))}")
     st.caption(
         f"{what} · {len(tensors):,} floating-point tensors · {tensors.total_values:,} values. Each tensor is "
         "treated as one layer's weights."
     )
-    for note in tensors.notes():
-        st.warning(note, icon="⚠️")
+    for note in tensors.notes():  # plain sentences that list tensor names
+        st.warning(escape_markdown(note), icon="⚠️")
     rows = tensors.rows()
     table = [
         {
@@ -126,6 +130,11 @@ def _file_section(up: upload.Upload) -> None:
     )
     if len(rows) > MAX_TABLE_ROWS:
         st.caption(f"The first {MAX_TABLE_ROWS:,} of {len(rows):,} tensors (by name); every one can be picked below.")
+
+
+def _quoted(name: str) -> str:
+    """A tensor name inside running text: a code span that holds it verbatim, cut to a readable length."""
+    return code_span(shorten(name, NAME_CHARS))
 
 
 def _dims(shape: tuple[int, ...]) -> str:
@@ -216,11 +225,11 @@ def _tensor_charts(up: upload.Upload, name: str, log_y: bool) -> None:
             plan, view = upload.view_for(session, up, name, spec, _offered_group_sizes())
     except ValueError as err:
         # A granularity that does not fit, NaN / Inf values, an empty tensor: quantlib's plain message.
-        st.error(f"Cannot quantize `{name}` with these settings: {err}", icon="🚫")
+        st.error(f"Cannot quantize {_quoted(name)} with these settings: {err}", icon="🚫")
         return
     t = up.tensors[name]
     st.caption(
-        f"`{name}` · {_dims(tuple(t.shape))} · {str(t.dtype).removeprefix('torch.')} · {view['numel']:,} values "
+        f"{_quoted(name)} · {_dims(tuple(t.shape))} · {str(t.dtype).removeprefix('torch.')} · {view['numel']:,} values "
         f"· {view['spec_label']}"
     )
     for note in plan.notes:
@@ -291,7 +300,10 @@ def _grid_caption(view: dict, granularity: str) -> str:
 def main() -> None:
     up = _get_file()
     if up is not None and not up.ok:
-        st.error(f"**{up.filename}** could not be used: {up.error}", icon="🚫")
+        st.error(
+            f"**{escape_markdown(shorten(up.filename, NAME_CHARS))}** could not be used: {escape_markdown(up.error)}",
+            icon="🚫",
+        )
     if up is None or not up.ok:
         st.info("Upload a model file above, or click **Load the demo model**, to begin.", icon="👆")
         return
