@@ -11,15 +11,18 @@ from __future__ import annotations
 import streamlit as st
 
 from serving import warmup
-from ui import data, heap, state
+from ui import analysis_data, data, heap, state
 from ui.components import friendly_errors, needs_a_running_model
 
 st.set_page_config(page_title="Quantization Explorer", page_icon="🔢", layout="wide")
 data.configure_torch()
-# Started with plain `streamlit run app.py`: the first visitor's run warms every other page in the background
-# (`python -m serving` warms before anyone arrives and turns this off). Once per process; QE_WARM=0 disables it.
-warmup.start_once(st.get_option("server.port"), st.get_option("server.address") or "127.0.0.1",
-                  st.get_option("server.baseUrlPath") or "")
+# Warm-up (serving.warmup), once per process; QE_WARM=0 turns it off. The job worker loads the sample models;
+# with plain `streamlit run app.py` the first visitor's run also opens every page's default view in the
+# background (`python -m serving` does that before anyone arrives, and sets QE_WARM=workers).
+if warmup.enabled():
+    analysis_data.warm_workers()
+    warmup.start_once(st.get_option("server.port"), st.get_option("server.address") or "127.0.0.1",
+                      st.get_option("server.baseUrlPath") or "")
 
 # Emoji icons only: ":material/...:" icons would make the browser fetch an icon font.
 PAGES = [

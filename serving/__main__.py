@@ -33,8 +33,9 @@ def _option(args: list[str], name: str, default: str) -> str:
 def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     port = _option(argv, "--server.port", "8501")
-    # The app's own first-run warm-up is not needed: this launcher does it, before anyone comes.
-    env = {**os.environ, "QE_WARM": "0"}
+    # The app's own first-run warm-up of the links is not needed: this launcher opens them, before anyone comes.
+    # The app still starts its job worker (QE_WARM=workers), unless the warm-up is off altogether.
+    env = {**os.environ, "QE_WARM": "0" if os.environ.get("QE_WARM") == "0" else "workers"}
     server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), *argv],
                               cwd=ROOT, env=env)
     try:

@@ -120,13 +120,19 @@ def warm(base_url: str, links: list[str] | None = None, timeout: float = LINK_TI
     return results
 
 
-def start_once(port: int, address: str = "127.0.0.1", base_path: str = "") -> bool:
-    """Warm this server in a background thread, once per process (True if this call started it).
+def enabled() -> bool:
+    """Whether this server warms anything up (``QE_WARM`` is not ``0``)."""
+    return os.environ.get("QE_WARM", "1") != "0"
 
-    Called from the app's first script run: the thread waits for nothing and opens the links through the
-    server's own port. ``QE_WARM=0`` disables it.
+
+def start_once(port: int, address: str = "127.0.0.1", base_path: str = "") -> bool:
+    """Warm this server's links in a background thread, once per process (True if this call started it).
+
+    Called from the app's first script run: the thread opens the links through the server's own port.
+    ``QE_WARM=0`` disables it, and ``QE_WARM=workers`` (set by ``python -m serving``, which opens the links
+    itself) leaves only the job worker's warm-up to the app.
     """
-    if os.environ.get("QE_WARM", "1") == "0" or _started.is_set():
+    if os.environ.get("QE_WARM", "1") in ("0", "workers") or _started.is_set():
         return False
     _started.set()
     host = "127.0.0.1" if address in ("", "0.0.0.0", "::") else address

@@ -80,3 +80,20 @@ def test_a_plain_streamlit_run_warms_everything_else_after_the_first_visit() -> 
             assert time.monotonic() < deadline, server.log()
             time.sleep(0.5)
         assert server.log(None).count("warm-up: 1 of 1 links ready") == 1
+
+
+def test_the_job_worker_is_warmed_once_per_server_with_every_sample_model(monkeypatch) -> None:
+    from ui import analysis_data as ad
+    from ui import data, jobs
+
+    monkeypatch.setattr(data, "model_names", lambda: ["tiny-linear", "digits-mlp"])
+    runner = jobs.runner()
+    runner.forget("warm|load-models")
+    ad.warm_workers()
+    job = runner.job("warm|load-models")
+    assert job is not None or runner.finished("warm|load-models") is not None
+    if job is not None:
+        runner.wait(job, 120)
+    ad.warm_workers()  # a second call submits nothing: the result is there
+    assert runner.job("warm|load-models") is None
+    assert runner.result("warm|load-models") == ["tiny-linear", "digits-mlp"]

@@ -309,6 +309,24 @@ def drift_sweep_key(model: str, scope: str, layer: str, target: str, spec: Quant
     return f"drift-sweep|{model}|{scope}|{layer}|{target}|{','.join(map(str, bits))}|{data.spec_key(spec.replace(bits=8))}"
 
 
+def load_models(names: Sequence[str], progress: Progress | None = None) -> list[str]:
+    """Load sample models in a job worker (the warm-up: a worker's first job then starts at once)."""
+    for i, name in enumerate(names):
+        if progress is not None:
+            progress(i, len(names), f"loading {name}")
+        data.sample(name)
+    return list(names)
+
+
+def warm_workers() -> None:
+    """Start the job worker and load every sample model in it, once per server process (a no-op after)."""
+    runner = store()
+    key = "warm|load-models"
+    if runner.finished(key) is None and runner.job(key) is None:
+        runner.submit(key, load_models, (data.model_names(),), label="Loading the sample models in the worker",
+                      estimate_s=15.0)
+
+
 def speed_inputs(model: str) -> tuple[Any, int]:
     """The first :data:`SPEED_BATCH` evaluation examples (a tensor or a tuple of tensors) and their count."""
     x = data.sample(model).eval_inputs

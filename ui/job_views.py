@@ -37,7 +37,7 @@ def progress_text(job: jobs.Job, ahead: int) -> str:
     """The line under a progress bar: the queue position, or the steps done and the time left."""
     if job.started is None:
         if ahead <= 0:
-            return "Starting…"
+            return "Starting a background worker…"
         return f"Waiting: {ahead} computation{'s' if ahead != 1 else ''} ahead of you on this server…"
     elapsed = time.monotonic() - job.started
     left = job.seconds_left()
@@ -55,10 +55,10 @@ def wait(job: jobs.Job, what: str) -> Any:
     if not job.is_done:
         runner = jobs.runner()
         box = st.empty()
-        with box.container():
-            status = st.status(what, state="running", expanded=True)
-            with status:
-                bar = st.progress(0.0, text="Waiting to start…")
+        with box.container(border=True):
+            st.markdown(f"⏳ **{what}**")
+            bar = st.progress(0.0, text="Waiting to start…")
+            st.caption("Runs in the background for everyone who asks: moving a slider does not lose it.")
         while not job.event.wait(POLL_SECONDS):
             bar.progress(job.fraction, text=progress_text(job, runner.ahead_of(job)))
         box.empty()

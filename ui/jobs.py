@@ -322,6 +322,8 @@ class JobRunner:
         if job.started is not None or job.is_done:
             return 0
         with self._lock:
+            if job.id in self._running:  # handed to a worker that is starting up
+                return 0
             queued = [j for j, *_ in self._pending]
             position = next((i for i, j in enumerate(queued) if j is job), len(queued))
             return position + len(self._running)
