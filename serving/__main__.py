@@ -2,7 +2,7 @@
 
 Runs ``streamlit run app.py`` with the given options (e.g. ``--server.address 0.0.0.0``), waits for its health
 check, opens every warm-up link once (:mod:`serving.warmup`), prints when the server is ready, and then stays
-in the foreground until the server exits (Ctrl-C stops both).
+in the foreground until the server exits (Ctrl-C or SIGTERM stops both).
 """
 
 from __future__ import annotations
@@ -38,6 +38,14 @@ def main(argv: list[str]) -> int:
     env = {**os.environ, "QE_WARM": "0" if os.environ.get("QE_WARM") == "0" else "workers"}
     server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), *argv],
                               cwd=ROOT, env=env)
+
+    def forward(signum: int, _frame: object) -> None:
+        # Stopping the launcher (Ctrl-C, `kill`, a service manager) stops the server it started.
+        if server.poll() is None:
+            server.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
     try:
         base = f"http://127.0.0.1:{port}"
         if not wait_until_healthy(base, timeout=120):
@@ -54,9 +62,13 @@ def main(argv: list[str]) -> int:
             ok = sum(r.ok for r in results)
             print(f"Ready: {ok} of {len(results)} links warmed in {time.monotonic() - start:.0f} s.", flush=True)
         return server.wait()
-    except KeyboardInterrupt:
-        server.send_signal(signal.SIGINT)
-        return server.wait()
+    finally:
+        if server.poll() is None:
+            server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 from browser_support import REPO, StreamlitServer, free_port
@@ -42,32 +43,49 @@ def test_every_default_link_names_a_page_of_the_app() -> None:
         assert path == "" or f'url_path="{path}"' in app, link
 
 
+def _servers_on(port: int) -> list[int]:
+    """Pids of processes whose command line names ``--server.port <port>`` (the launcher and its server)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmd = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"--server.port" in cmd and str(port).encode() in cmd and b"streamlit" in b" ".join(cmd):
+            pids.append(int(proc.name))
+    return pids
+
+
 @pytest.mark.server
-def test_the_launcher_warms_the_links_then_serves() -> None:
+def test_the_launcher_warms_the_links_serves_and_takes_its_server_down_with_it(tmp_path) -> None:
     port = free_port()
     env = {**os.environ, "QE_WARM": "1", "QE_WARM_DEFAULTS": "0",
            "QE_WARM_LINKS": "/error-curves?model=digits-mlp&bits=3, /no-such-page"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "serving", "--server.port", str(port), "--server.headless", "true"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
+    log = tmp_path / "launcher.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "serving", "--server.port", str(port), "--server.headless", "true"],
+            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, text=True,
+        )
     try:
-        lines: list[str] = []
         deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            assert line, "the launcher ended early:\n" + "".join(lines)
-            lines.append(line)
-            if line.startswith("Ready:"):
-                break
-        out = "".join(lines)
-        assert "Ready: 1 of 2 links warmed" in out, out
-        assert "not warmed: /no-such-page" in out, "a bad link is named, not fatal"
+        while "Ready:" not in log.read_text():
+            assert proc.poll() is None, "the launcher ended early:\n" + log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.5)
+        text = log.read_text()
+        assert "Ready: 1 of 2 links warmed" in text, text
+        assert "not warmed: /no-such-page" in text, "a bad link is named, not fatal"
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=10) as r:
             assert r.status == 200, "the server goes on serving after the warm-up"
+        assert _servers_on(port), "the server runs under the launcher"
     finally:
         proc.terminate()
-        proc.wait(timeout=30)
+        proc.wait(timeout=60)
+    deadline = time.monotonic() + 30
+    while _servers_on(port):
+        assert time.monotonic() < deadline, "stopping the launcher left its streamlit server running"
+        time.sleep(0.5)
 
 
 @pytest.mark.server
