@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from quantlib.walkthrough import DB_PER_BIT, ValueTrace, trace_value
+from quantlib.walkthrough import DB_PER_BIT, ValueTrace, check_trace_inputs, trace_value
 from ui import components, data, state, teach_data, teach_figures
+from ui.text import code_span, escape_markdown
 
 controls = state.current()
 fmt = components.fmt
@@ -115,8 +116,14 @@ def _one_value() -> None:
     with c_hi:
         hi = state.page_widget(st.number_input, "Range high", "hi", value=DEFAULT_HI, step=0.1, format="%.4f",
                                help="The largest value the grid must cover.")
-    if not (math.isfinite(lo) and math.isfinite(hi)) or not lo < hi:
+    if not lo < hi:
         st.error("Range low must be below range high: the grid is spread between the two.", icon="🚫")
+        return
+    try:  # before any arithmetic on the range: a link can bring ±1e308 or 5e-324 (number_input takes them)
+        for scheme in ("symmetric", "asymmetric"):
+            check_trace_inputs(0.0, float(lo), float(hi), bits, scheme)
+    except ValueError as err:
+        st.error(f"This range cannot be traced: {escape_markdown(err)}.", icon="🚫")
         return
     span = hi - lo
     step = 10.0 ** math.floor(math.log10(span / 100))
@@ -277,7 +284,7 @@ def _error_formulas() -> None:
         r = teach_data.mse_terms(controls.model, controls.layer, kind, key)
     shape = "×".join(str(d) for d in r["shape"])
     st.markdown(
-        f"The {kind} of `{layer}` ({controls.model}, {shape} = {r['n']:,} values) quantized with "
+        f"The {kind} of {code_span(layer)} ({controls.model}, {shape} = {r['n']:,} values) quantized with "
         f"**{r['spec_label']}** (sidebar), and the MSE written out term by term:"
     )
     terms = " + ".join(_term(a, b) for a, b in zip(r["x"][:2], r["x_hat"][:2], strict=True))

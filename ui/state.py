@@ -6,7 +6,9 @@ the address bar, and the parameters survive page switches. Streamlit drops a lin
 take (``bits=99``, an unknown layer) and the widget falls back to its default. What it does not do is *say so*,
 so this module snapshots the raw link on a session's first run and, once the page has run, compares it with
 what the widgets resolved to (:func:`link_problems`): every value that was not used verbatim is listed in a
-visible notice.
+visible notice. A page's own parameter (``x`` of the walkthrough) is judged on the first run that draws its
+widget, whichever page the link opened; a key given twice counts with its last value, and the notice says so.
+Everything echoed from the link goes through :mod:`ui.text` (code spans, shortened): a link is untrusted text.
 
 Constraints between controls are encoded in the widgets' options, so Streamlit's own validation enforces them
 and a bad combination in a link is reported like any other bad value: fp8 / nf4 offer only the symmetric
@@ -41,6 +43,7 @@ from quantlib.spec import (
 )
 
 from . import data
+from .text import code_span, escape_markdown, shorten
 
 #: The shared controls, in sidebar order; each is a widget key and the query parameter of the same name.
 PARAMS: tuple[str, ...] = (
@@ -64,9 +67,9 @@ PAGE_PARAMS: dict[str, str] = {
     "avg_bits": "a number of bits per weight from 2 to 8",
     "epochs": "a whole number of QAT epochs from 1 to 10",
     "lr": "one of the learning rates 0.0001, 0.0003, 0.001, 0.003, 0.01",
-    "x": "a number",
-    "lo": "a number: the low end of the range",
-    "hi": "a number: the high end of the range",
+    "x": "a finite number",
+    "lo": "a finite number: the low end of the range",
+    "hi": "a finite number: the high end of the range",
     "example": "the number of one of tiny-linear's evaluation inputs, from 0",
 }
 #: Streamlit's own parameters, never ours to judge.
@@ -86,6 +89,12 @@ _DEFAULT_LAYER_MAX_NUMEL = 1_000_000
 ROOT_LAYER_TOKEN = "root"
 
 _CHECKED_KEY = "_qe_link_checked"
+#: Page parameters of the first link whose widget has not been drawn yet: judged when their page first runs.
+_PENDING_KEY = "_qe_link_pending"
+#: Keys the first link gave more than once, with all their values (the last one is used).
+_REPEATED_KEY = "_qe_link_repeated"
+#: How much of a link key / value the notice echoes.
+ECHO_KEY_CHARS, ECHO_VALUE_CHARS = 40, 80
 _NOTICE_KEY = "_qe_link_notice"
 _CONTROLS_KEY = "_qe_controls"
 _PAGE_KEYS = "_qe_page_keys"
@@ -147,9 +156,8 @@ class Controls:
 
     def as_params(self) -> dict[str, str]:
         """The settings as query-parameter strings, as a shared link spells them."""
-        out = {k: str(v) for k, v in asdict(self).items()}
+        out = {k: format_number(v) if isinstance(v, (int, float)) else str(v) for k, v in asdict(self).items()}
         out["layer"] = layer_token(self.layer)
-        out["percentile"] = format_number(self.percentile)
         return out
 
 
@@ -204,9 +212,21 @@ def default_group_size(sizes: Sequence[int]) -> int:
 
 
 def format_number(x: float) -> str:
-    """A float as a short URL string: ``99.99`` not ``99.98999999999999``, ``100`` not ``100.0``."""
-    text = f"{x:.6g}"
-    return text
+    """A number as the shortest URL string that reads back as exactly the same value.
+
+    ``repr`` of a float is the shortest decimal that round-trips (``99.99995``, ``1.0000000000000002e+15``),
+    so a shared link reproduces the value bit for bit; whole numbers lose the ``.0`` (``100``) and ints stay
+    ints. ``float(format_number(x)) == x`` for every finite float.
+
+    >>> format_number(99.99995), format_number(100.0), format_number(3), format_number(1e16), format_number(-0.0)
+    ('99.99995', '100', '3', '1e+16', '-0')
+    """
+    if isinstance(x, bool):
+        return str(x).lower()
+    if isinstance(x, int):
+        return str(x)
+    text = repr(float(x))
+    return text.removesuffix(".0")
 
 
 def same_value(raw: str, value: object) -> bool:
@@ -214,7 +234,8 @@ def same_value(raw: str, value: object) -> bool:
     if isinstance(value, bool):
         return raw.strip().lower() == str(value).lower()
     if isinstance(value, int):
-        return re.fullmatch(r"\s*[+-]?\d+\s*", raw) is not None and int(raw) == value
+        # Python refuses int() of more than 4,300 digits (ValueError): no widget value is that long anyway.
+        return re.fullmatch(r"\s*[+-]?\d{1,100}\s*", raw) is not None and int(raw) == value
     if isinstance(value, float):
         try:
             return math.isclose(float(raw), value, rel_tol=1e-9, abs_tol=1e-12)
@@ -245,35 +266,64 @@ def allowed_text(param: str, controls: Controls, info: LayerInfo | None, model_n
     return texts.get(param) or PAGE_PARAMS.get(param, "not a setting of this app")
 
 
+def echo(key: str, value: str) -> str:
+    """``key=value`` from a link as the notice quotes it: a code span, each part cut to a readable length.
+
+    >>> echo("x", "`[a](b)`"), echo("bits", "9" * 100)[-24:]
+    ('`` x=`[a](b)` ``', '99999… (100 characters)`')
+    """
+    return code_span(f"{shorten(key, ECHO_KEY_CHARS)}={shorten(value, ECHO_VALUE_CHARS)}")
+
+
+def _given(key: str, values: Sequence[str]) -> str:
+    """``bits`` given twice (``4, 5``): the start of the notice line of a repeated key."""
+    times = "twice" if len(values) == 2 else f"{len(values)} times"
+    listed = shorten(", ".join(values), ECHO_VALUE_CHARS)
+    return f"{code_span(shorten(key, ECHO_KEY_CHARS))} given {times} ({code_span(listed)})"
+
+
+def _shown(value: object) -> str:
+    """A resolved widget value as the notice names it (numbers as a link would spell them)."""
+    return format_number(value) if isinstance(value, (int, float)) else str(value)
+
+
 def link_problems(
     raw: Mapping[str, str],
     resolved: Mapping[str, object],
     controls: Controls,
     info: LayerInfo | None,
     model_names: Sequence[str],
+    repeated: Mapping[str, Sequence[str]] | None = None,
 ) -> list[str]:
     """One line per link value that was not used as given: ``raw`` from the URL, ``resolved`` from the widgets.
 
-    A key the page never rendered (another page's local control) is left alone: it was not judged here.
+    ``repeated`` lists the keys the link gave more than once (``raw`` holds their last value, the one used):
+    each gets a line even when its last value was fine, since the others were dropped. A key the page never
+    rendered (another page's local control) is left alone: it was not judged here. Every piece of the link is
+    quoted through :func:`echo` / :func:`ui.text.code_span`, so no key or value can add markup to the notice.
     """
+    repeated = repeated or {}
     lines = []
     for key, value in raw.items():
         if key in _STREAMLIT_PARAMS:
             continue
+        given = _given(key, repeated[key]) if key in repeated else None
         if key not in PARAMS and key not in PAGE_PARAMS:
-            lines.append(f"`{key}={value}`: not a setting of this app, ignored")
+            what = given or echo(key, value)
+            lines.append(f"{what}: not a setting of this app, ignored")
             continue
         if key not in resolved:
             continue
         used = resolved[key]
-        shown = layer_token(str(used)) if key == "layer" else used
-        if key == "layer":
-            if value == shown:
-                continue
-        elif same_value(value, used):
+        shown = layer_token(str(used)) if key == "layer" else _shown(used)
+        ok = value == shown if key == "layer" else same_value(value, used)
+        if ok:
+            if given:
+                lines.append(f"{given}: using the last, {code_span(shown)}")
             continue
         reason = allowed_text(key, controls, info, model_names)
-        lines.append(f"`{key}={value}` ({reason}): using `{shown}`")
+        start = f"{given}: the last, {echo(key, value)}" if given else echo(key, value)
+        lines.append(f"{start} ({reason}): using {code_span(shorten(shown, ECHO_VALUE_CHARS))}")
     return lines
 
 
@@ -288,15 +338,23 @@ def share_url(base: str | None, params: Mapping[str, str]) -> str:
     return f"{base}?{query}"
 
 
-def link_params(controls: Controls, extras: Mapping[str, str] | None = None) -> dict[str, str]:
-    """What a shared link spells out: every shared setting that matters now, plus the page's own controls."""
+def link_params(
+    controls: Controls, extras: Mapping[str, str] | None = None, default_group: int = DEFAULT_GROUP_SIZE
+) -> dict[str, str]:
+    """What a shared link spells out: every shared setting, plus the page's own controls.
+
+    A setting that does not apply now (the group size under per-tensor, the percentile under min-max, the bit
+    slider under fp8 / nf4) is left out only while it holds its default: its widget still keeps a value (the
+    walkthrough even uses the bit slider under nf4), and the link must bring every widget back as it was.
+    ``default_group`` is the group size the sidebar offers first for this layer.
+    """
     params = controls.as_params()
-    if controls.granularity != "group":
+    if controls.granularity != "group" and controls.group_size == default_group:
         params.pop("group_size")
-    if controls.calibration != "percentile":
+    if controls.calibration != "percentile" and controls.percentile == DEFAULT_PERCENTILE:
         params.pop("percentile")
-    if controls.fixed_bits is not None:
-        params.pop("bits")  # the format fixes the width; keep the link free of a value nobody sees
+    if controls.fixed_bits is not None and controls.bits == DEFAULT_BITS:
+        params.pop("bits")
     ordered = {k: params[k] for k in PARAMS if k in params}
     ordered.update(extras or {})
     return ordered
@@ -358,9 +416,22 @@ def _rendered_page_keys() -> list[str]:
 
 
 def snapshot_link() -> dict[str, str] | None:
-    """The raw query parameters on a session's first run; None on later runs (the link was judged once)."""
+    """The raw query parameters on a session's first run; None on later runs (the link was judged once).
+
+    A key given more than once (``bits=4&bits=5``) would make its widget drop every value: the first run
+    keeps only the last value in the URL (what ``st.query_params[key]`` reads) and starts again before any
+    widget exists, so the widgets seed from it; the values are remembered for the notice.
+    """
     if st.session_state.get(_CHECKED_KEY):
         return None
+    if _REPEATED_KEY not in st.session_state:
+        repeated = {k: st.query_params.get_all(k) for k in st.query_params}
+        repeated = {k: v for k, v in repeated.items() if len(v) > 1}
+        st.session_state[_REPEATED_KEY] = repeated
+        if repeated:
+            for key, values in repeated.items():
+                st.query_params[key] = values[-1]
+            st.rerun()
     st.session_state[_CHECKED_KEY] = True
     return {key: st.query_params[key] for key in st.query_params}
 
@@ -382,7 +453,7 @@ def render_sidebar() -> Controls:
     )
     if data.is_upload(model):
         up = data.session_upload()
-        sb.caption(f"📤 **{up.filename}** · weights only · this browser tab")
+        sb.caption(f"📤 **{escape_markdown(shorten(up.filename, 60))}** · weights only · this browser tab")
         with sb.expander("About this model"):
             st.write(
                 "The file you loaded on the Your model page: each floating-point tensor is a layer. The Tensor "
@@ -408,7 +479,7 @@ def render_sidebar() -> Controls:
     )
     info = infos[tokens.index(token)]
     shape = "×".join(str(d) for d in info.shape)
-    sb.caption(f"{info.kind} · weight {shape} · {info.numel:,} parameters")
+    sb.caption(f"{escape_markdown(info.kind)} · weight {shape} · {info.numel:,} parameters")
     target = _bound(
         sb.radio,
         "Quantize",
@@ -515,17 +586,32 @@ def render_sidebar() -> Controls:
 
 
 def check_link(raw: Mapping[str, str] | None, controls: Controls) -> None:
-    """Judge the first run's link against the resolved widgets and remember the notice for this session."""
-    if raw is None:
-        return
+    """Judge the link against the resolved widgets (end of every full run) and add to this session's notice.
+
+    First run (``raw`` given): the shared settings and the page controls this page drew; the other pages'
+    parameters wait in the session. Later runs: each waiting parameter once its page has drawn its widget, so
+    ``/?x=abc`` followed by a visit to the walkthrough still names ``x=abc``.
+    """
+    rendered = _rendered_page_keys()
+    if raw is not None:
+        waiting = {k: v for k, v in raw.items() if k in PAGE_PARAMS and k not in rendered}
+        judged = {k: v for k, v in raw.items() if k not in waiting}
+    else:
+        waiting = st.session_state.get(_PENDING_KEY) or {}
+        judged = {k: v for k, v in waiting.items() if k in rendered}
+        if not judged:
+            return
+        waiting = {k: v for k, v in waiting.items() if k not in judged}
+    st.session_state[_PENDING_KEY] = waiting
     infos = data.layers(controls.model)
     info = next((i for i in infos if i.name == controls.layer), None)
-    resolved = {k: st.session_state[k] for k in (*PARAMS, *_rendered_page_keys()) if k in st.session_state}
+    resolved = {k: st.session_state[k] for k in (*PARAMS, *rendered) if k in st.session_state}
     if "layer" in resolved:
         resolved["layer"] = controls.layer
-    problems = link_problems(raw, resolved, controls, info, data.model_names())
+    repeated = st.session_state.get(_REPEATED_KEY) or {}
+    problems = link_problems(judged, resolved, controls, info, data.model_names(), repeated)
     if problems:
-        st.session_state[_NOTICE_KEY] = problems
+        st.session_state[_NOTICE_KEY] = [*st.session_state.get(_NOTICE_KEY, []), *problems]
 
 
 def show_link_notice(container) -> None:  # noqa: ANN001 - a Streamlit container
@@ -535,7 +621,7 @@ def show_link_notice(container) -> None:  # noqa: ANN001 - a Streamlit container
         return
     with container:
         st.warning(
-            "Some settings in this link could not be used, so defaults were taken instead:\n\n"
+            "Some settings in this link were not used as given:\n\n"
             + "\n".join(f"- {p}" for p in problems),
             icon="⚠️",
         )
@@ -553,13 +639,16 @@ def page_extras() -> dict[str, str]:
             if value:
                 extras[key] = "true"
         elif value is not None and value != "":
-            extras[key] = f"{value:.10g}" if isinstance(value, float) else str(value)
+            extras[key] = format_number(value) if isinstance(value, (int, float)) else str(value)
     return extras
 
 
 def render_share(container, controls: Controls) -> None:  # noqa: ANN001 - a Streamlit container
     """The "share this view" affordance: the full link of this page with every setting spelled out."""
-    url = share_url(st.context.url, link_params(controls, page_extras()))
+    infos = data.layers(controls.model)
+    info = next((i for i in infos if i.name == controls.layer), None)
+    default_group = default_group_size(group_sizes(info)) if info is not None else DEFAULT_GROUP_SIZE
+    url = share_url(st.context.url, link_params(controls, page_extras(), default_group))
     with container.expander("🔗 Share this view"):
         st.code(url, language=None, wrap_lines=True)
         st.caption(
