@@ -621,7 +621,7 @@ def show_link_notice(container) -> None:  # noqa: ANN001 - a Streamlit container
         return
     with container:
         st.warning(
-            "Some settings in this link were not used as given:\n\n"
+            "Some settings in this link could not be used as given:\n\n"
             + "\n".join(f"- {p}" for p in problems),
             icon="⚠️",
         )
