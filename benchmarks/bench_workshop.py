@@ -61,7 +61,8 @@ from serving.protocol import Result, Session  # noqa: E402
 
 WARM_LINKS = ("/?model=digits-cnn&layer=conv2", "/?model=minilm", "/output-drift?model=digits-cnn")
 MINILM_LINK = "/?model=minilm"
-QAT_LINK = "/qat?model=digits-mlp&bits=2"
+QAT_LINK = "/qat?model=digits-mlp"
+QAT_BITS = (2, 3, 4)  # 2 first (the link of the brief); then more widths, for more runs nobody trained yet
 SWEEP_LINKS = ("/sensitivity?model=minilm", "/sensitivity?model=minilm&bits=4")  # two different computations
 SOAK_LINKS = (*WARM_LINKS, "/error-curves?model=digits-mlp")
 BITS_LABEL = "Bit width"
@@ -84,6 +85,7 @@ class AppServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(tempfile.mkstemp(prefix="qe-workshop-", suffix=".log")[1])
         self.proc: subprocess.Popen[bytes] | None = None
+        self.keep_log = False  # set when a run failed: the traceback is in there
 
     def __enter__(self) -> AppServer:
         cmd = [sys.executable, "-m", "streamlit", "run", self.script, "--server.port", str(self.port),
@@ -102,8 +104,9 @@ class AppServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
-        with contextlib.suppress(OSError):
-            self.log_path.unlink()
+        if not self.keep_log:
+            with contextlib.suppress(OSError):
+                self.log_path.unlink()
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -165,6 +168,19 @@ def cpu_seconds(pid: int | str) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def run_delay(pid: int) -> float:
+    """Seconds the server's threads spent runnable but waiting for a CPU (2nd field of each thread's schedstat).
+
+    On a machine shared with other work this separates "the server is slow" from "the server did not get a core":
+    100 % means one thread-second of waiting per second.
+    """
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+            total += int(f.read().split()[1])
+    return total / 1e9
+
+
 @dataclass
 class Sampler:
     """Server RSS and CPU, and this process's CPU, every ``interval`` s in a thread."""
@@ -172,14 +188,16 @@ class Sampler:
     pid: int | None
     interval: float = 1.0
     on_sample: Callable[[float, float], None] | None = None  # (elapsed s, RSS MB), e.g. to print a soak series
-    samples: list[tuple[float, float, float, float]] = field(default_factory=list)  # (t, rss MB, srv cpu s, own)
+    #: (t, RSS MB, server CPU s, own CPU s, server run-queue wait s)
+    samples: list[tuple[float, float, float, float, float]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
     def _sample(self) -> None:
         t = time.monotonic()
-        rss, srv = (rss_mb(self.pid), cpu_seconds(self.pid)) if self.pid else (float("nan"), float("nan"))
-        self.samples.append((t, rss, srv, cpu_seconds("self")))
+        nan = float("nan")
+        rss, srv, wait = (rss_mb(self.pid), cpu_seconds(self.pid), run_delay(self.pid)) if self.pid else (nan,) * 3
+        self.samples.append((t, rss, srv, cpu_seconds("self"), wait))
         if self.on_sample:
             self.on_sample(t - self.samples[0][0], rss)
 
@@ -202,13 +220,13 @@ class Sampler:
             self._sample()
 
     def summary(self) -> dict[str, float]:
-        (t0, r0, s0, o0), (t1, r1, s1, o1) = self.samples[0], self.samples[-1]
+        (t0, r0, s0, o0, w0), (t1, r1, s1, o1, w1) = self.samples[0], self.samples[-1]
         dt = max(t1 - t0, 1e-9)
         steps = [100 * (b[2] - a[2]) / max(b[0] - a[0], 1e-9) for a, b in itertools.pairwise(self.samples)]
         return {
             "rss_start": r0, "rss_end": r1, "rss_max": max(s[1] for s in self.samples), "growth": r1 - r0,
             "cpu": 100 * (s1 - s0) / dt, "cpu_max": max(steps, default=float("nan")),
-            "own_cpu": 100 * (o1 - o0) / dt, "seconds": dt,
+            "own_cpu": 100 * (o1 - o0) / dt, "seconds": dt, "wait": 100 * (w1 - w0) / dt,
         }
 
 
@@ -267,21 +285,25 @@ async def participant(plan: Plan, link: str, delay: float, rng: random.Random, s
         link = rng.choice(SOAK_LINKS)
 
 
-async def trainer(plan: Plan, combos: Iterator[tuple[int, str]], rng: random.Random, stats: Stats,
+async def trainer(plan: Plan, combos: Iterator[tuple[int, int, str]], rng: random.Random, stats: Stats,
                   stop: asyncio.Event) -> None:
     """Press Train on the PTQ vs QAT page, each time with epochs / lr nobody trained yet (finished runs are kept
     for everyone, and a kept run has no Train button), until ``stop``."""
     while not stop.is_set():
-        epochs, lr = next(combos)
+        combo = next(combos, None)
+        if combo is None:
+            stats.problems.append("every epochs / lr / bits combination trained: trainer stops")
+            return
+        bits, epochs, lr = combo
         async with Session(plan.base_url, plan.timeout) as session:
-            opened = await session.open(f"{QAT_LINK}&epochs={epochs}&lr={lr}")
+            opened = await session.open(f"{QAT_LINK}&bits={bits}&epochs={epochs}&lr={lr}")
             stats.opens.append(opened)
             if opened.status != "finished":
                 return
             try:
                 session.widget("Train", kind="button")
             except LookupError:
-                stats.problems.append(f"epochs={epochs} lr={lr}: no Train button (trained before?)")
+                stats.problems.append(f"bits={bits} epochs={epochs} lr={lr}: no Train button (trained before?)")
                 continue
             stats.moves.append(await session.click("Train"))
         await asyncio.sleep(rng.uniform(*plan.think))
@@ -371,7 +393,7 @@ async def run_mixed(plan: Plan, links: tuple[str, ...], users: int, seed: int) -
     heavy work overlaps every slider move). When the sliders are done the others are cut off: a sweep can take
     minutes, and what matters here is what the sliders felt meanwhile."""
     trainers, sweepers = Stats("qat-train"), Stats("minilm-sweep")
-    combos = iter([(e, lr) for lr in QAT_LRS for e in QAT_EPOCHS])
+    combos = iter([(b, e, lr) for b in QAT_BITS for lr in QAT_LRS for e in QAT_EPOCHS])
     stop = asyncio.Event()
     background = [asyncio.create_task(trainer(plan, combos, random.Random(seed + 50 + i), trainers, stop))
                   for i in range(5)]
@@ -449,6 +471,9 @@ def run_scenario(name: str, args: argparse.Namespace) -> Outcome:
             print(f"  {name}: stopped after its {budget / 60:.0f} min budget")
             groups = []
         server_ms = script_times(srv.log()[ctx.get("log_start", 0):]) if srv else []
+        if srv and any(g.failed() for g in groups):
+            srv.keep_log = True
+            print(f"  runs failed: the server log is kept at {srv.log_path}")
         resources = ctx["sampler"].summary() if "sampler" in ctx else {}
         return Outcome(name, groups, resources, server_ms, ctx.get("chromium"), series)
 
@@ -497,7 +522,7 @@ def trio(values: list[float], digits: int = 2) -> str:
 
 
 def report(o: Outcome) -> None:
-    keys = ("rss_start", "rss_end", "rss_max", "growth", "cpu", "cpu_max", "own_cpu", "seconds")
+    keys = ("rss_start", "rss_end", "rss_max", "growth", "cpu", "cpu_max", "own_cpu", "seconds", "wait")
     r = {**dict.fromkeys(keys, float("nan")), **o.resources}
     print(f"  {'group':<13} {'n open':>6} {'open s p50/p95/max':>20} {'n act':>6} {'action s p50/p95/max':>22} "
           f"{'errors':>6}")
@@ -520,14 +545,31 @@ def report(o: Outcome) -> None:
               f"{len(c['problems']):>6}   (move = keydown -> chart changed)")
         for p in c["problems"][:3]:
             print(f"      ! {p}")
-    print(f"  server script (QE_TIMING) ms p50/p95/max: {trio(o.server_ms, 0)}  over {len(o.server_ms)} runs")
+    runs = len(o.server_ms)
+    per_run = r["cpu"] / 100 * r["seconds"] / runs if runs else float("nan")  # server CPU-s per script run
+    print(f"  server script (QE_TIMING) ms p50/p95/max: {trio(o.server_ms, 0)}  over {runs} runs;"
+          f"  server CPU per run {fmt(1000 * per_run, 0)} ms (the capacity figure: 1 core / this = runs per s)")
     print(f"  server RSS MB start/end/max: {fmt(r['rss_start'], 0)}/{fmt(r['rss_end'], 0)}/{fmt(r['rss_max'], 0)}  "
           f"growth {fmt(r['growth'], 0)} MB   server CPU {fmt(r['cpu'], 0)} % avg, {fmt(r['cpu_max'], 0)} % max (1 s)"
           f"   load generator CPU {fmt(r['own_cpu'], 0)} %   ({fmt(r['seconds'], 0)} s)")
+    print(f"  server threads runnable but waiting for a CPU: {fmt(r['wait'], 0)} % (high = the cores were busy with"
+          f" other work; load average now {os.getloadavg()[0]:.1f})")
     if len(o.series) > 2:
         (t0, r0), (t1, r1) = o.series[1], o.series[-1]  # from the first 10 s point: after the first opens
         print(f"  soak: RSS {r0:.0f} -> {r1:.0f} MB from t={t0:.0f} s to t={t1:.0f} s "
               f"({60 * (r1 - r0) / max(t1 - t0, 1):+.1f} MB/min)")
+
+
+def code_version() -> str:
+    """The commit and how many files differ from it: figures from a dirty tree say so."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                               capture_output=True, text=True, timeout=10).stdout.splitlines()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{head}" + (f" + {len(dirty)} modified files" if dirty else "")
 
 
 def check_loopback(url: str) -> None:
@@ -561,6 +603,7 @@ def main(argv: list[str] | None = None) -> int:
             print("note: stampede wants a freshly started server; with --url the server is whatever it is now")
 
     print("Workshop benchmark (Streamlit protocol clients against `streamlit run app.py`)")
+    print(f"code: {code_version()}  (other work in the tree moves these numbers)")
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start; seed {args.seed}; "
           f"{args.moves} moves, think {args.think_min:g}-{args.think_max:g} s")
     for name in args.scenarios:
