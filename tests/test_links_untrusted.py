@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from safetensors.torch import save
 from streamlit.testing.v1 import AppTest
 
-from ui.state import ECHO_KEY_CHARS, PAGE_PARAMS, PARAMS, format_number, link_params
+from ui.state import ECHO_KEY_CHARS, NOTICE_MAX_LINES, PAGE_PARAMS, PARAMS, format_number, link_params
 from ui.text import WORD_JOINER, shorten
 
 REPO = Path(__file__).resolve().parents[1]
@@ -118,6 +118,13 @@ def test_a_10_kB_value_is_echoed_as_80_characters_with_its_length():
     assert "… (10,000 characters)" in text and "… (5,000 characters)" in text
     assert len(text) < 600, len(text)
     assert at.slider(key="bits").value == 8
+
+
+def test_a_link_with_hundreds_of_keys_gets_a_notice_of_a_dozen_lines():
+    at = open_view("tensor_explorer", **{f"k{i}": "v" for i in range(900)})  # Streamlit ignores > 1000
+    assert not at.exception
+    lines = notice(at).splitlines()
+    assert len(lines) == 2 + NOTICE_MAX_LINES + 1 and lines[-1] == f"- … and {900 - NOTICE_MAX_LINES:,} more"
 
 
 # --- 2. a key given twice ---------------------------------------------------------------------------------------------

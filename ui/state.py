@@ -95,6 +95,8 @@ _PENDING_KEY = "_qe_link_pending"
 _REPEATED_KEY = "_qe_link_repeated"
 #: How much of a link key / value the notice echoes.
 ECHO_KEY_CHARS, ECHO_VALUE_CHARS = 40, 80
+#: The notice lists at most this many problems (a link can carry thousands of keys), then says how many more.
+NOTICE_MAX_LINES = 12
 _NOTICE_KEY = "_qe_link_notice"
 _CONTROLS_KEY = "_qe_controls"
 _PAGE_KEYS = "_qe_page_keys"
@@ -619,10 +621,12 @@ def show_link_notice(container) -> None:  # noqa: ANN001 - a Streamlit container
     problems = st.session_state.get(_NOTICE_KEY)
     if not problems:
         return
+    shown = problems[:NOTICE_MAX_LINES]
+    if len(problems) > len(shown):
+        shown = [*shown, f"… and {len(problems) - len(shown):,} more"]
     with container:
         st.warning(
-            "Some settings in this link could not be used as given:\n\n"
-            + "\n".join(f"- {p}" for p in problems),
+            "Some settings in this link could not be used as given:\n\n" + "\n".join(f"- {p}" for p in shown),
             icon="⚠️",
         )
         if st.button("Dismiss", key="_qe_dismiss_notice"):
