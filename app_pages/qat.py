@@ -1,16 +1,21 @@
 """🏋️ PTQ vs QAT: round a trained model once (PTQ), or keep training it with the rounding in the loop (QAT).
 
-How a run behaves (the store and its rules are in :mod:`ui.teach_data`):
+How a run behaves (the job function is :func:`ui.teach_data.train_run`, the runner :mod:`ui.jobs`):
 
-- "Train" trains in this session's script thread and draws the live curves at every progress report (four per
-  epoch on the digits models, two on recsys). Results go to a process-wide store keyed by (model, spec, target,
-  epochs, lr, seed), so any session or shared link with the same settings shows them without retraining, and a
-  session that opens settings someone else is training right now watches that run (a fragment redrawing every
-  1.5 s, so its own controls stay usable) instead of starting a second one.
-- "Stop" is an ordinary button: its click makes Streamlit rerun the script, which interrupts the training loop
-  at its next ``st.*`` call - a progress tick before every training step, at most ~0.3 s apart. The loop
-  records what it had ("stopped at epoch k") before the rerun, so the rerun shows the partial result. Moving
-  any other widget mid-run does the same.
+- "Train" submits the run to the server's one job runner: it trains in a worker process at low priority, never
+  in this session's script thread, so the 30-40 sessions of a class keep their sliders responsive. Runs are kept
+  by (model, spec, target, epochs, lr, seed), so any session or shared link with the same settings shows a
+  finished run without retraining, and a session opening settings somebody is training right now watches that
+  very job (40 browsers pressing Train cost one training).
+- While it runs, a fragment redraws the live curve from the points the worker reports (every
+  :data:`ui.teach_data.LIVE_SECONDS`), so the page's own controls stay usable. Only the session that pressed
+  Train gets "Stop": the worker stops before its next training step and keeps what it had ("stopped at epoch
+  k"), which anyone can then train again in full.
+- Moving another widget (or leaving the page) does not stop training: the run carries on in its worker and is
+  kept; coming back to its settings shows it, live or finished.
+- The 2-to-8-bit sweep submits one job per missing width; they queue in the runner (the page says how many
+  computations are ahead), the chart fills in as they finish, and "Stop the sweep" stops this session's queued
+  and running widths.
 
 The page's own inputs (``epochs``, ``lr``) are URL parameters like the sidebar's, so a shared link names the run.
 """
@@ -22,14 +27,20 @@ import uuid
 
 import streamlit as st
 
-from ui import components, data, state, teach_data, teach_figures
+from ui import components, data, job_views, jobs, state, teach_data, teach_figures
 from ui.teach_data import QATRun, RunSettings
 
 controls = state.current()
 sm = data.sample(controls.model)
 _OWNER_KEY = "_qat_owner"
-#: Seconds per epoch before this server has measured one (the page's estimate for a bits sweep).
-_EPOCH_SECONDS_GUESS = {"digits-mlp": 0.15, "digits-cnn": 0.5, "recsys": 1.3}
+#: Jobs this session drew (its own and watched ones), by key: their end is reported once on the next full run.
+_SEEN_KEY = "_qat_seen"
+#: Keys this session submitted from the sweep ("Stop the sweep" stops those).
+_SWEEP_KEY = "_qat_sweep_keys"
+#: Keys of runs this session trained (its own jobs that ended with a run), for "trained just now".
+_TRAINED_KEY = "_qat_trained"
+#: A run this session trained reads "trained just now" for this long; after that, like anybody's.
+_JUST_NOW_SECONDS = 600.0
 
 components.page_intro(
     "PTQ vs QAT",
@@ -75,97 +86,81 @@ def _curves_figure(run: QATRun, float_m: float, ptq_m: float, title: str):  # no
     )
 
 
-def _progress_text(run: QATRun, who: str, step: int | None = None) -> str:
+def _progress_text(run: QATRun, step: int, who: str) -> str:
+    """``Training: epoch 1.25 of 3 · step 25 of 60 · loss 0.41 · accuracy 91.2 %`` (the last report's numbers)."""
     last = run.last
-    step = last.step if step is None and last is not None else step
-    if last is None or not step:
+    if not step or not run.total_steps:
         return f"{who}: starting…"
-    loss = f" · loss {last.loss:.3g}" if last.loss is not None and last.step else ""
-    metric = f" · {sm.metric_name} {_m(last.eval_metric)}" if last.step else ""
+    loss = f" · loss {last.loss:.3g}" if last is not None and last.loss is not None else ""
+    metric = f" · {sm.metric_name} {_m(last.eval_metric)}" if last is not None and last.step else ""
     epoch = step / run.steps_per_epoch if run.steps_per_epoch else 0.0
-    return (f"{who}: epoch {epoch:.2f} of {run.settings.epochs} · step {step} of {run.total_steps}{loss}{metric}")
+    return f"{who}: epoch {epoch:.2f} of {run.settings.epochs} · step {step} of {run.total_steps}{loss}{metric}"
 
 
-class LiveView:
-    """The page's live area - the button slot, a progress bar and the curves - drawn by the training loop."""
-
-    def __init__(self, float_m: float, ptq_m: float) -> None:
-        self.button_box = st.empty()
-        self.status_box = st.empty()
-        self.curve_box = st.empty()
-        self.float_m, self.ptq_m = float_m, ptq_m
-        self.draws = 0
-        self.stop_shown = False
-        self.last_tick = 0.0
-
-    def curves(self, run: QATRun, title: str) -> None:
-        self.draws += 1  # a new key per redraw: one element per key and run
-        self.curve_box.plotly_chart(
-            _curves_figure(run, self.float_m, self.ptq_m, title), key=f"qat-curves-{self.draws}",
-            config={"displaylogo": False},
-        )
-
-    def _show_stop(self) -> None:
-        if not self.stop_shown:
-            self.button_box.button("⏹ Stop training", key="qat_stop", help="Keeps what was trained so far.")
-            self.stop_shown = True
-
-    def on_report(self, run: QATRun) -> None:
-        """Called by the training loop after every report: new curve point, progress bar."""
-        self._show_stop()
-        self.status_box.progress(run.fraction, text=_progress_text(run, "Training"))
-        self.curves(run, "Training with quantized weights (live)")
-        self.last_tick = time.monotonic()
-
-    def on_step(self, run: QATRun, step: int) -> None:
-        """Called before every training step: a progress tick every ~0.3 s. Each tick is an ``st.*`` call, so
-        a Stop click interrupts training within that time even when reports are seconds apart."""
-        now = time.monotonic()
-        if now - self.last_tick < 0.3 or not run.total_steps:
-            return
-        self.last_tick = now
-        self._show_stop()
-        self.status_box.progress(min(step / run.total_steps, 1.0), text=_progress_text(run, "Training", step))
+def _seen() -> dict[str, jobs.Job]:
+    return st.session_state.setdefault(_SEEN_KEY, {})
 
 
-def _watch(settings: RunSettings, float_m: float, ptq_m: float) -> None:
-    """Another session is training these very settings: follow its run instead of starting a second one.
+def _live(job: jobs.Job, settings: RunSettings, owner: str, float_m: float, ptq_m: float) -> None:
+    """A run in progress (anyone's): its live curve, redrawn every second by a fragment; Stop for its owner.
 
-    A fragment that reruns on a timer, so this page's own script finishes and every control stays usable while
-    watching; when the run ends it reruns the whole page, which then shows the result.
+    The fragment reruns on a timer, so this page's own script finishes and every control stays usable while
+    the worker trains; when the job ends it reruns the whole page, which then shows the result.
     """
+    runner = jobs.runner()
+    mine = job.owner == owner
+    _seen()[job.key] = job
 
-    @st.fragment(run_every=teach_data.WATCH_SECONDS)
-    def watcher() -> None:
-        run = teach_data.store().get(settings)
-        if run is None or run.status != "running" or run.is_stale():
+    @st.fragment(run_every=teach_data.LIVE_SECONDS)
+    def live() -> None:
+        if job.is_done:
             st.rerun()
-        st.caption(
-            "Another browser on this server is training exactly these settings: you are watching its run (one "
-            "training serves everyone). Change a setting to train something else."
-        )
-        st.progress(run.fraction, text=_progress_text(run, "Training in another browser"))
-        st.plotly_chart(
-            _curves_figure(run, float_m, ptq_m, "Training with quantized weights (live, another browser)"),
-            key="qat-watch-curves", config={"displaylogo": False},
-        )
+        if mine:
+            if st.button("⏹ Stop training", key="qat_stop", help="Keeps what was trained so far.") or (
+                job.stop_requested
+            ):
+                runner.stop(job.key, owner)
+                st.caption("Stopping after the current training step…")
+        else:
+            st.caption(
+                "Another browser on this server is training exactly these settings: you are watching its run (one "
+                "training serves everyone). Change a setting to train something else."
+            )
+        run = QATRun.live(settings, job)
+        if job.started is None:
+            st.progress(0.0, text=job_views.progress_text(job, teach_data.ahead_of(job)))
+        else:
+            who = "Training" if mine else "Training in another browser"
+            st.progress(min(job.done / run.total_steps, 1.0) if run.total_steps else 0.0,
+                        text=_progress_text(run, job.done, who))
+        title = "Training with quantized weights (live" + (")" if mine else ", another browser)")
+        st.plotly_chart(_curves_figure(run, float_m, ptq_m, title), key="qat-live-curves",
+                        config={"displaylogo": False})
 
-    watcher()
+    live()
 
 
-def _results(run: QATRun, float_m: float, ptq_m: float, live: LiveView, spec_label: str, fresh: bool) -> None:
+def _ended(settings: RunSettings) -> jobs.Job | None:
+    """The job this session last drew for ``settings``, once it has ended (reported once, then forgotten)."""
+    job = _seen().get(settings.key)
+    if job is None or not job.is_done:
+        return None
+    del _seen()[settings.key]
+    return job
+
+
+def _results(run: QATRun, float_m: float, ptq_m: float, spec_label: str, how: str) -> None:
     """Curves and the float / PTQ / QAT comparison of a finished or stopped run."""
-    live.curves(run, "Training with quantized weights")
     epochs = run.settings.epochs
     if run.status == "stopped":
         last = run.last
-        live.status_box.warning(
+        st.warning(
             f"**Stopped at epoch {last.epoch:.2g} of {epochs}** (step {last.step} of {run.total_steps}). The QAT "
             "numbers below are those of the partly trained model; press *Train again* for the full run.",
             icon="⏸️",
         )
-    else:
-        live.status_box.empty()
+    st.plotly_chart(_curves_figure(run, float_m, ptq_m, "Training with quantized weights"), key="qat-curves",
+                    config={"displaylogo": False})
     qat_m = run.qat_metric
     st.subheader(f"Float vs PTQ vs QAT at {spec_label}")
     c = st.columns(3, wrap=False)
@@ -189,7 +184,6 @@ def _results(run: QATRun, float_m: float, ptq_m: float, live: LiveView, spec_lab
     with right:
         _codes(run, ptq_m)
     batches = run.steps_per_epoch
-    how = "trained just now" if fresh else "trained earlier on this server and kept for everyone"
     st.caption(
         f"QAT {how} in **{run.train_seconds:.1f} s** ({_epochs(run.last.epoch)} × {batches} steps of "
         f"{run.batch_size} examples, Adam, learning rate {run.settings.lr:g}, seed {run.settings.seed}). The "
@@ -249,7 +243,11 @@ def _delta(value: float, what: str) -> str:
     return f"{value:+.3g} {what}"
 
 
+# --- the bits sweep ---------------------------------------------------------------------------------------------
+
+
 def _sweep(settings: RunSettings, float_m: float, owner: str, current_bits: int) -> None:
+    """QAT at every width from 2 to 8 bits next to PTQ: one job per width, queued in the runner."""
     st.subheader("Where does QAT pay off? 2 to 8 bits")
     spec = settings.spec
     base = settings if spec.is_integer_grid else RunSettings(
@@ -257,73 +255,87 @@ def _sweep(settings: RunSettings, float_m: float, owner: str, current_bits: int)
         settings.seed,
     )
     runs = {b: base.with_bits(b) for b in teach_data.SWEEP_BITS}
-    st_store = teach_data.store()
-
-    def points() -> tuple[list[float], list[float | None], int]:
-        ptq = [teach_data.ptq_metric(settings.model, settings.target, r.spec_key) for r in runs.values()]
-        qat = []
-        for r in runs.values():
-            run = st_store.get(r)
-            qat.append(run.qat_metric if run is not None and run.status == "done" else None)
-        return ptq, qat, sum(v is not None for v in qat)
-
+    runner = jobs.runner()
     with st.spinner("Quantizing at every bit width (PTQ)…"):
-        ptq, qat, done = points()
-    chart = st.empty()
-    label = f"{_epochs(settings.epochs)}, lr {settings.lr:g}"
+        ptq = [teach_data.ptq_metric(settings.model, settings.target, r.spec_key) for r in runs.values()]
+    sweep_keys: set[str] = st.session_state.setdefault(_SWEEP_KEY, set())
 
-    def draw(ptq: list[float], qat: list[float | None], n: int) -> None:
-        chart.plotly_chart(
-            teach_figures.sweep_figure(list(teach_data.SWEEP_BITS), ptq, qat, float_m, sm.metric_name,
-                                       current_bits if spec.is_integer_grid else None, sm.higher_is_better),
-            key=f"qat-sweep-{n}",
-            config={"displaylogo": False},
-        )
+    def in_flight() -> dict[int, jobs.Job]:
+        return {b: j for b, r in runs.items() if (j := runner.job(r.key)) is not None}
 
-    draw(ptq, qat, 0)
+    box = st.empty()
+    flying = in_flight()
+    mine = [b for b, j in flying.items() if j.key in sweep_keys and j.owner == owner]
+    missing = [b for b, r in runs.items() if not teach_data.is_done(runner.result(r.key)) and b not in flying]
+    if mine:
+        if box.button("⏹ Stop the sweep", key="qat_sweep_stop", help="Widths already trained are kept."):
+            for b in mine:
+                runner.stop(runs[b].key, owner)
+            sweep_keys.difference_update(runs[b].key for b in mine)
+            box.caption("Stopping the sweep: widths already trained are kept.")
+    elif missing:
+        estimate = sum(teach_data.estimate_seconds(runs[b]) for b in missing)
+        label = f"▶️ Train the missing {len(missing)} widths (about {job_views.seconds_text(estimate)})"
+        if box.button(label, key="qat_sweep"):
+            try:
+                for b in missing:
+                    sweep_keys.add(teach_data.submit(runs[b], owner).key)
+            except jobs.ServerBusy as busy:  # a full queue: the widths submitted so far still run
+                box.warning(f"Not every width could be queued: {busy}", icon="⏳")
+            else:
+                st.rerun()  # the whole page again: the run section above shows its width's job too
+    _sweep_chart(runs, ptq, float_m, current_bits if spec.is_integer_grid else None, bool(in_flight()))
     scheme = data.curve_label(spec.scheme, spec.granularity, spec.group_size)
     note = f" ({spec.format} is a fixed-width format: the sweep uses integer grids)" if not spec.is_integer_grid else ""
-    caption = st.empty()
+    st.caption(
+        f"Same scheme at every width ({scheme}, {spec.calibration} calibration, {settings.target}){note}, QAT "
+        f"with {_epochs(settings.epochs)}, lr {settings.lr:g}. The green bars are what QAT buys over PTQ: little "
+        "at 8 bits, most at 2-3 bits. Every width is one job on this server's job runner, kept for everyone."
+    )
 
-    def describe(done: int) -> None:
-        caption.caption(
-            f"Same scheme at every width ({scheme}, {spec.calibration} calibration, {settings.target}){note}, QAT "
-            f"with {label}. The green bars are what QAT buys over PTQ: little at 8 bits, most at 2-3 bits. "
-            f"{done} of {len(runs)} widths trained on this server so far (kept for everyone)."
+
+def _sweep_chart(runs: dict[int, RunSettings], ptq: list[float], float_m: float, current: int | None,
+                 live: bool) -> None:
+    """The sweep's chart and its progress; a fragment redrawing every second while widths are in flight."""
+    runner = jobs.runner()
+
+    @st.fragment(run_every=teach_data.LIVE_SECONDS if live else None)
+    def chart() -> None:
+        results = {b: runner.result(r.key) for b, r in runs.items()}
+        qat = [res.qat_metric if teach_data.is_done(res) else None for res in results.values()]
+        flying = {b: j for b, r in runs.items() if (j := runner.job(r.key)) is not None}
+        if live and not flying:
+            st.rerun()  # all in: the whole page again, for its buttons and captions
+        st.plotly_chart(
+            teach_figures.sweep_figure(list(runs), ptq, qat, float_m, sm.metric_name, current, sm.higher_is_better),
+            key="qat-sweep", config={"displaylogo": False},
         )
+        done = sum(v is not None for v in qat)
+        if flying:
+            st.progress(_sweep_fraction(done, flying, len(runs)), text=_sweep_text(done, flying, len(runs)))
+        else:
+            st.caption(f"{done} of {len(runs)} widths trained on this server so far (kept for everyone).")
 
-    describe(done)
-    if done == len(runs):
-        return
-    missing = [b for b, v in zip(runs, qat, strict=True) if v is None]
-    finished = [st_store.get(r) for r in runs.values()]
-    per_epoch = [r.train_seconds / r.last.epoch for r in finished if r is not None and r.status == "done" and r.last]
-    epoch_s = per_epoch[0] if per_epoch else _EPOCH_SECONDS_GUESS.get(settings.model, 1.0)
-    estimate = len(missing) * settings.epochs * epoch_s * 1.3  # + evaluations
-    box = st.empty()
-    if not box.button(f"▶️ Train the missing {len(missing)} widths (about {max(estimate, 1):.0f} s)", key="qat_sweep"):
-        return
-    box.button("⏹ Stop the sweep", key="qat_sweep_stop", help="Widths already trained are kept.")
-    bar = st.progress(0.0, text="Sweeping…")
-    tick = [0.0]
-    for i, b in enumerate(missing):
-        text = f"Training {b} bits ({i + 1} of {len(missing)})"
+    chart()
 
-        def report(run: QATRun, step: int | None = None, text: str = text, i: int = i) -> None:
-            # Also called before every step (throttled): each call is a point where Stop can interrupt.
-            if step is not None and time.monotonic() - tick[0] < 0.3:
-                return
-            tick[0] = time.monotonic()
-            done_steps = run.last.step if step is None and run.last else (step or 0)
-            frac = done_steps / run.total_steps if run.total_steps else 0.0
-            bar.progress(min((i + frac) / len(missing), 1.0), text=f"{text} · {100 * frac:.0f} %")
 
-        teach_data.obtain(runs[b], owner, report, report, report)
-        ptq, qat, done = points()
-        draw(ptq, qat, i + 1)
-        describe(done)
-    bar.empty()
-    box.empty()
+def _sweep_fraction(done: int, flying: dict[int, jobs.Job], n: int) -> float:
+    return min(1.0, (done + sum(j.fraction for j in flying.values() if j.started is not None)) / n)
+
+
+def _sweep_text(done: int, flying: dict[int, jobs.Job], n: int) -> str:
+    """``2 of 7 widths trained · training 4 bits (45 %) · 3 widths queued · Waiting: 1 computation ahead…``."""
+    parts = [f"{done} of {n} widths trained"]
+    parts += [f"training {b} bits ({100 * j.fraction:.0f} %)" for b, j in flying.items() if j.started is not None]
+    queued = [j for j in flying.values() if j.started is None]
+    if queued:
+        first = min(queued, key=teach_data.ahead_of)
+        widths = f"{len(queued)} width{'s' if len(queued) != 1 else ''} queued"
+        parts.append(f"{widths} · {job_views.progress_text(first, teach_data.ahead_of(first))}")
+    return " · ".join(parts)
+
+
+# --- the page ------------------------------------------------------------------------------------------------------
 
 
 def _page() -> None:
@@ -357,38 +369,56 @@ def _page() -> None:
     float_m = teach_data.float_metric(controls.model)
     with st.spinner("Quantizing the model (PTQ)…"):
         ptq_m = teach_data.ptq_metric(controls.model, controls.target, settings.spec_key)
-
-    st_store = teach_data.store()
-    run = st_store.get(settings)
-    fresh = False
-    if run is not None and run.status == "running" and not run.is_stale():
-        _watch(settings, float_m, ptq_m)
+    with components.friendly_errors("train this model with quantization in the loop"):
+        _run_section(settings, owner, float_m, ptq_m, spec.label(), epochs)
+    with components.friendly_errors("train the bits sweep"):
         _sweep(settings, float_m, owner, qat_bits)
+
+
+def _run_section(settings: RunSettings, owner: str, float_m: float, ptq_m: float, spec_label: str,
+                 epochs: int) -> None:
+    """The run of these settings: live if a job trains them, else the kept result, else a Train button."""
+    runner = jobs.runner()
+    job = runner.job(settings.key)
+    if job is not None:
+        _live(job, settings, owner, float_m, ptq_m)
         return
-    live = LiveView(float_m, ptq_m)
-    label = "▶️ Train" if run is None or run.status != "stopped" else f"▶️ Train again (all {epochs} epochs)"
-    if (run is None or run.status != "done") and live.button_box.button(label, type="primary", key="qat_train"):
-        run, mine = st_store.claim(settings, owner, teach_data.plan_for(controls.model))
-        if mine:
-            run, fresh = teach_data.drive(run, live.on_report, live.on_step), True
-            live.button_box.empty()
-        elif run.status == "running":  # someone pressed Train for the same settings a moment earlier
-            live.button_box.empty()
-            _watch(settings, float_m, ptq_m)
-            _sweep(settings, float_m, owner, qat_bits)
+    ended = _ended(settings)
+    # A stop before the job started is no error: nothing was trained, and the Train button is back.
+    error = None if ended is None or isinstance(ended.error, jobs.JobStopped) else ended.error
+    fresh = ended is not None and ended.owner == owner and ended.error is None
+    trained: set[str] = st.session_state.setdefault(_TRAINED_KEY, set())
+    if fresh and ended.result is not None:
+        trained.add(settings.key)
+    run: QATRun | None = runner.result(settings.key)
+    if run is None or run.status == "stopped":
+        label = "▶️ Train" if run is None else f"▶️ Train again (all {epochs} epochs)"
+        box = st.empty()
+        if box.button(label, type="primary", key="qat_train",
+                      help=f"About {job_views.seconds_text(teach_data.estimate_seconds(settings))} of training in a "
+                      "background worker; the run is kept for everyone."):
+            box.empty()
+            job = teach_data.submit(settings, owner)
+            _seen()[job.key] = job
+            if job.is_done:  # over already (a failure at once, or somebody else's identical run just finished)
+                st.rerun()
+            _live(job, settings, owner, float_m, ptq_m)
             return
-    if run is not None and run.status == "running":
-        run = None  # abandoned by its session (stale) and not retrained yet: as if nothing was there
+    if error is not None:
+        raise error  # the job's failure, in friendly_errors' plain words (a diverging loss: "try a smaller lr")
     if run is None:
+        if fresh and ended.result is None:
+            st.caption("Stopped before the first training step: nothing was trained, so nothing was kept.")
         c = st.columns(2, wrap=False)
         c[0].metric("Float model", _m(float_m))
-        c[1].metric(f"PTQ at {spec.label()}", _m(ptq_m),
-                    delta=_delta(ptq_m - float_m, "vs float"),
+        c[1].metric(f"PTQ at {spec_label}", _m(ptq_m), delta=_delta(ptq_m - float_m, "vs float"),
                     delta_color="normal" if sm.higher_is_better else "inverse")
         st.caption("Press **Train** to see what QAT makes of the same bit width.")
-    else:
-        _results(run, float_m, ptq_m, live, spec.label(), fresh)
-    _sweep(settings, float_m, owner, qat_bits)
+        return
+    kept = runner.finished(settings.key)
+    just_now = settings.key in trained and kept is not None and time.time() - kept.at < _JUST_NOW_SECONDS
+    how = "trained just now" if just_now else "trained earlier on this server and kept for everyone"
+    _results(run, float_m, ptq_m, spec_label, how)
 
 
 with components.friendly_errors("train this model with quantization in the loop"):

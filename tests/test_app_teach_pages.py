@@ -4,10 +4,12 @@
   formula, and ship charts under 30 kB.
 - The walkthrough's numbers are quantlib's: the displayed integer q of a value (checked against
   ``quantlib.quantize`` itself), the 10 → 1 layer's three outputs (``integer_linear``), the MSE of the layer.
-- QAT: models without a train split explain why; a short digits-mlp run completes and shows float / PTQ / QAT;
-  a second session with the same settings shows the stored result without training; a run stopped by
-  Streamlit (what a Stop click does) is kept as "stopped at epoch k"; the same settings give the same curve;
-  the store stays bounded; a run in progress elsewhere is watched, not duplicated.
+- QAT (training runs in the job runner: on threads here, in a worker process in one test): models without a
+  train split explain why; a short digits-mlp run completes and shows float / PTQ / QAT; a second session with
+  the same settings shows the kept result without training; Stop keeps a partial run "stopped at epoch k"
+  (evaluated once more between reports) for everyone, and "Train again" trains it in full; a failed run is a
+  plain message; the same settings give the same curve; a run in progress elsewhere is watched, not
+  duplicated; the bits sweep queues one job per width, fills its chart and stops.
 - The pages' own inputs (QAT's epochs and learning rate; the walkthrough's value, range and example) come from
   a link, go into the share link, survive a page switch, and bad values fall back with a notice.
 - The shared sample models are unchanged after all of it.
@@ -19,6 +21,8 @@ import ast
 import base64
 import json
 import math
+import os
+import threading
 import time
 from pathlib import Path
 from urllib.parse import parse_qsl, urlparse
@@ -28,15 +32,14 @@ import plotly.graph_objects as go
 import pytest
 import torch
 from model_hash import state_hash
-from streamlit.runtime.scriptrunner_utils.exceptions import StopException
 from streamlit.testing.v1 import AppTest
 
 import sample_models
 from quantlib import QuantSpec, choose_qparams, fake_quant, metrics, quantize
 from quantlib.walkthrough import integer_linear, trace_value
-from ui import teach_data, teach_figures
+from ui import jobs, teach_data, teach_figures
 from ui.data import spec_key
-from ui.teach_data import QATRun, QATStore, RunSettings, TrainPlan
+from ui.teach_data import RunSettings
 
 REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "app.py")
@@ -50,10 +53,17 @@ TRAINABLE = [m for m in MODELS if sample_models.load(m).train_inputs is not None
 
 @pytest.fixture()
 def fresh_store():
-    """An empty QAT store for the test (the store is process-wide, like on a server)."""
-    teach_data.store.clear()
-    yield teach_data.store()
-    teach_data.store.clear()
+    """The job runner with no QAT run kept or in flight (it is process-wide, like on a server).
+
+    Afterwards whatever the test left in flight is stopped and waited for, so the next test starts clean.
+    """
+    runner = jobs.runner()
+    runner.clear()
+    yield runner
+    for job in list(runner._jobs.values()):  # the runner's private table: the only list of what is in flight
+        runner.stop(job.key)
+        runner.wait(job, timeout=TIMEOUT)
+    runner.clear()
 
 
 def open_page(page: str, **params: str) -> AppTest:
@@ -249,12 +259,69 @@ def test_a_failure_in_one_section_is_a_plain_message(monkeypatch):
 # --- QAT ------------------------------------------------------------------------------------------------------
 
 
-def test_a_short_qat_run_completes_and_a_second_session_gets_it_from_the_store(fresh_store, monkeypatch):
-    params = {"model": "digits-mlp", "bits": "2", "granularity": "channel"}
-    at = open_page(QAT_PAGE, **params)
-    at.slider(key="epochs").set_value(2).run()
+def train_on_page(at: AppTest) -> jobs.Job | None:
+    """Press Train, let the runner finish the job, and draw the page again; the job (None when it was over
+    before the page drew it: the page then shows its end at once)."""
     at.button(key="qat_train").click().run()
     assert not at.exception and not at.error
+    seen = at.session_state["_qat_seen"] if "_qat_seen" in at.session_state else {}
+    job = list(seen.values())[-1] if seen else None  # the job this session draws
+    if job is not None:
+        jobs.runner().wait(job, timeout=TIMEOUT)
+    at.run()
+    return job
+
+
+def until(condition, what: str) -> None:
+    """Wait for ``condition()`` (set by the runner's threads), at most TIMEOUT seconds."""
+    deadline = time.monotonic() + TIMEOUT
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(what)
+        time.sleep(0.02)
+
+
+class ScriptedStop(jobs.Progress):
+    """A job's progress whose stop flag goes up when ``when(self)`` says so (what ``runner.stop`` does), keeping
+    the reports it was sent."""
+
+    def __init__(self, when) -> None:
+        super().__init__(0, 0)
+        self.when, self.points, self.done = when, [], 0
+
+    def check(self) -> None:
+        if self.when(self):
+            raise jobs.JobStopped("stopped on request")
+
+    def __call__(self, done: int, total: int, message: str = "") -> None:
+        self.check()
+        self.done = done
+
+    def partial(self, value) -> None:
+        self.check()
+        self.points.append(value)
+
+
+def held(point: teach_data.Point, release: threading.Event, progress: jobs.Progress) -> None:
+    """A stand-in for somebody's QAT job: one report, then it trains until released."""
+    progress(10, 60, "epoch 0.50 of 3")
+    progress.partial(point)
+    release.wait(TIMEOUT)
+
+
+def returns(value, progress: jobs.Progress):
+    """A job that hands back ``value`` (to put a given run into the runner's results)."""
+    return value
+
+
+def test_a_short_qat_run_completes_and_a_second_session_gets_it_from_the_store(fresh_store, monkeypatch):
+    params = {"model": "digits-mlp", "bits": "2", "granularity": "channel"}
+    settings = settings_for("digits-mlp", QuantSpec(bits=2, granularity="channel"), epochs=2)
+    at = open_page(QAT_PAGE, **params)
+    at.slider(key="epochs").set_value(2).run()
+    train_on_page(at)
+    assert not at.exception and not at.error
+    assert fresh_store.result(settings.key).status == "done", "the run is kept by the runner, under its settings"
     shown = metric_values(at)
     float_acc, ptq_acc, qat_acc = (float(shown[k][0].rstrip(" %")) for k in ("Float model", "PTQ", "QAT"))
     assert float_acc == pytest.approx(98.3, abs=0.1)
@@ -265,7 +332,7 @@ def test_a_short_qat_run_completes_and_a_second_session_gets_it_from_the_store(f
     assert max(len(s.encode()) for s in charts(at)) <= MAX_CHART_BYTES
     assert "trained just now" in texts(at, "caption")
 
-    # Another browser, same link: the stored run, no training (train_qat would fail the test).
+    # Another browser, same link: the kept run, no training (train_qat would fail the job, and the test).
     def no_training(*args, **kwargs):
         raise AssertionError("the second session retrained")
 
@@ -273,117 +340,147 @@ def test_a_short_qat_run_completes_and_a_second_session_gets_it_from_the_store(f
     at2 = open_page(QAT_PAGE, **params)
     at2.slider(key="epochs").set_value(2).run()
     assert not at2.exception and not at2.error
+    assert fresh_store.job(settings.key) is None, "nothing submitted"
     assert metric_values(at2)["QAT"] == shown["QAT"]
     assert "trained earlier on this server" in texts(at2, "caption")
     assert not [b for b in at2.button if b.key == "qat_train"], "nothing to train"
 
 
-def test_models_without_a_train_split_explain_why(fresh_store):
-    for model in ("tiny-linear", "minilm"):
-        at = open_page(QAT_PAGE, model=model)
-        assert not at.exception and not at.error
-        info = texts(at, "info")
-        assert "QAT needs training data" in info and teach_data.NO_TRAIN_REASONS[model][:30] in info
-        assert not at.button
-
-
-def test_bits_above_8_are_clamped_with_a_caption(fresh_store):
-    at = open_page(QAT_PAGE, model="digits-mlp", bits="12")
-    assert not at.exception and not at.error
-    assert "using **8 bits**" in texts(at, "caption")
-    assert "PTQ at int8" in " ".join(m.label for m in at.metric)
-
-
-def test_a_run_interrupted_by_streamlit_is_kept_as_stopped(fresh_store):
-    """What a Stop click does: Streamlit raises a control exception at the page's next st.* call."""
-    settings = settings_for("digits-mlp", QuantSpec(bits=2, granularity="channel"), epochs=3)
-    run, mine = fresh_store.claim(settings, "me", teach_data.plan_for("digits-mlp"))
-    assert mine
-
-    def stop_after_first_epoch(r: QATRun) -> None:
-        if r.last.epoch >= 1:
-            raise StopException()
-
-    with pytest.raises(StopException):
-        teach_data.drive(run, stop_after_first_epoch)
-    stopped = fresh_store.get(settings)
-    assert stopped.status == "stopped" and stopped.epoch_reached == pytest.approx(1.0)
-    assert stopped.qat_metric == stopped.last.eval_metric and stopped.codes
-
-    # The page shows it as such, with a button to train it all.
+def test_a_real_training_run_in_a_worker_process_reaches_the_page(worker_processes):
+    settings = settings_for("digits-mlp", QuantSpec(bits=2, granularity="channel"), epochs=1)
     at = open_page(QAT_PAGE, model="digits-mlp", bits="2", granularity="channel")
+    at.slider(key="epochs").set_value(1).run()
+    job = train_on_page(at)
+    assert job is not None and job.error is None
+    assert job.pid is not None and job.pid != os.getpid(), "trained in a worker process, not in the session"
+    assert len(job.partials) == 5 and all(isinstance(p, teach_data.Point) for p in job.partials), (
+        "the start and four reports reached the server as curve points"
+    )
+    run = worker_processes.result(settings.key)
+    assert run.status == "done" and run.last.step == run.total_steps == 20 and run.codes
+    shown = metric_values(at)
+    assert shown["QAT"] == [f"{100 * run.qat_metric:.1f} %"]
+    assert float(shown["QAT"][0].rstrip(" %")) > float(shown["PTQ"][0].rstrip(" %")) + 20
+    assert "trained just now" in texts(at, "caption")
+    assert worker_processes.restarts == 0
+
+
+def test_a_failed_run_is_a_plain_message_and_keeps_nothing(fresh_store, monkeypatch):
+    def diverges(*args, **kwargs):
+        raise ValueError("training diverged: the loss is nan at epoch 1, step 3; try a smaller learning rate")
+
+    monkeypatch.setattr(teach_data, "train_qat", diverges)
+    settings = settings_for("digits-mlp", QuantSpec(bits=4), epochs=1)
+    at = open_page(QAT_PAGE, model="digits-mlp", bits="4")
+    at.slider(key="epochs").set_value(1).run()
+    train_on_page(at)
+    assert not at.exception
+    assert "training diverged" in texts(at, "error") and "try a smaller learning rate" in texts(at, "error")
+    assert fresh_store.result(settings.key) is None
+    assert at.button(key="qat_train").label == "▶️ Train", "it can be tried again"
+    at.run()
+    assert not at.error, "the failure is reported once"
+
+
+def test_stop_keeps_the_partly_trained_run_for_everyone(fresh_store):
+    """recsys, MSE calibration, 10 epochs: a run long enough to press Stop in the middle."""
+    params = {"model": "recsys", "bits": "4", "calibration": "mse"}
+    at = open_page(QAT_PAGE, **params)
+    at.slider(key="epochs").set_value(10).run()
+    at.button(key="qat_train").click().run()
     assert not at.exception and not at.error
-    assert "Stopped at epoch 1 of 3" in texts(at, "warning")
-    assert "Train again" in at.button(key="qat_train").label
+    (job,) = at.session_state["_qat_seen"].values()  # the job this session is drawing
+    assert job.key.startswith("qat|recsys|weights|10|") and fresh_store.job(job.key) is job
+    until(lambda: job.done >= 1, "the first training step")
+    at.run()
+    assert "Training: epoch 0.0" in " ".join(p.proto.text for p in at.get("progress"))
+    at.button(key="qat_stop").click().run()
+    fresh_store.wait(job, timeout=TIMEOUT)
+    at.run()
+    assert not at.exception and not at.error
+    run = fresh_store.result(job.key)
+    assert run.status == "stopped" and 0 < run.last.step < run.total_steps
+    assert run.qat_metric == run.last.eval_metric and run.codes
+    assert f"Stopped at epoch {run.last.epoch:.2g} of 10" in texts(at, "warning")
+    assert "Train again (all 10 epochs)" in at.button(key="qat_train").label
     assert "stopped early" in " ".join(m.label for m in at.metric)
 
+    other = open_page(QAT_PAGE, **params)  # another browser: the same partial run, and it may train it in full
+    other.slider(key="epochs").set_value(10).run()
+    assert "Stopped at epoch" in texts(other, "warning") and "Train again" in other.button(key="qat_train").label
 
-def test_a_stop_between_reports_evaluates_the_partly_trained_model(fresh_store):
+
+def test_train_again_forgets_the_stopped_run_and_trains_in_full(fresh_store, monkeypatch):
+    monkeypatch.setattr(teach_data, "TICK_SECONDS", 0.0)  # the step count is reported before every step
+    settings = settings_for("digits-mlp", QuantSpec(bits=3), epochs=1)
+    stopped = teach_data.train_run(settings, progress=ScriptedStop(lambda p: p.done >= 7))
+    monkeypatch.undo()
+    fresh_store.wait(fresh_store.submit(settings.key, returns, (stopped,), keep=teach_data.keep_run))
+    at = open_page(QAT_PAGE, model="digits-mlp", bits="3")
+    at.slider(key="epochs").set_value(1).run()
+    assert "Stopped at epoch 0.4 of 1" in texts(at, "warning")
+    train_on_page(at)
+    assert not at.exception and not at.error
+    run = fresh_store.result(settings.key)
+    assert run.status == "done" and run.last.step == run.total_steps
+    assert not texts(at, "warning") and "trained just now" in texts(at, "caption")
+
+
+def test_a_stopped_job_keeps_what_it_trained_up_to_the_last_report():
+    settings = settings_for("digits-mlp", QuantSpec(bits=2, granularity="channel"), epochs=3)
+    progress = ScriptedStop(lambda p: bool(p.points) and p.points[-1].epoch >= 1)
+    stopped = teach_data.train_run(settings, progress=progress)
+    assert stopped.status == "stopped" and stopped.epoch_reached == pytest.approx(1.0)
+    assert stopped.points == tuple(progress.points), "no evaluation after the last report: no step was made since"
+    assert stopped.qat_metric == stopped.last.eval_metric and stopped.codes
+    assert stopped.total_steps == 60 and stopped.steps_per_epoch == 20
+
+
+def test_a_stop_between_reports_evaluates_the_partly_trained_model(monkeypatch):
+    monkeypatch.setattr(teach_data, "TICK_SECONDS", 0.0)  # the step count is reported before every step
     settings = settings_for("digits-mlp", QuantSpec(bits=3), epochs=2)
-    run, _ = fresh_store.claim(settings, "me", teach_data.plan_for("digits-mlp"))
-
-    def stop_at_step_7(r: QATRun, step: int) -> None:
-        if step == 7:
-            raise StopException()
-
-    with pytest.raises(StopException):
-        teach_data.drive(run, lambda r: None, stop_at_step_7)
-    stopped = fresh_store.get(settings)
-    assert stopped.status == "stopped" and stopped.last.step == 7
-    assert stopped.epoch_reached == pytest.approx(7 / stopped.steps_per_epoch)
+    progress = ScriptedStop(lambda p: p.done >= 7)
+    stopped = teach_data.train_run(settings, progress=progress)
+    # The flag went up once step 7 was reported done; step 8 was under way and finishes, step 9 never starts.
+    assert stopped.status == "stopped" and stopped.last.step == 8
+    assert stopped.last.loss is None and stopped.last.eval_metric is not None, "evaluated once more"
+    assert stopped.points[:-1] == tuple(progress.points)
+    assert stopped.epoch_reached == pytest.approx(8 / stopped.steps_per_epoch)
+    assert stopped.qat_metric == stopped.last.eval_metric
 
 
 def test_a_stop_before_the_first_step_keeps_nothing(fresh_store):
     settings = settings_for("digits-mlp", QuantSpec(bits=3))
-    run, _ = fresh_store.claim(settings, "me", teach_data.plan_for("digits-mlp"))
-
-    def stop_now(r: QATRun, step: int) -> None:
-        raise StopException()
-
-    with pytest.raises(StopException):
-        teach_data.drive(run, lambda r: None, stop_now)
-    assert fresh_store.get(settings) is None
+    assert teach_data.train_run(settings, progress=ScriptedStop(lambda p: True)) is None
+    assert not teach_data.keep_run(None), "nothing goes to the runner's results"
 
 
-def test_the_same_settings_give_the_same_curve(fresh_store):
+def test_the_same_settings_give_the_same_curve():
     settings = settings_for("digits-cnn", QuantSpec(bits=2, scheme="asymmetric"))
-    curves = []
-    for _ in range(2):
-        teach_data.store.clear()
-        run, _ = teach_data.store().claim(settings, "me", teach_data.plan_for("digits-cnn"))
-        done = teach_data.drive(run, lambda r: None)
-        assert done.status == "done"
-        curves.append([(p.step, p.loss, p.eval_metric) for p in done.points])
-    assert curves[0] == curves[1]
+    runs = [jobs.run_inline(teach_data.train_run, settings) for _ in range(2)]
+    assert all(r.status == "done" for r in runs)
+    assert [(p.step, p.loss, p.eval_metric) for p in runs[0].points] == [
+        (p.step, p.loss, p.eval_metric) for p in runs[1].points
+    ]
 
 
 def test_a_run_in_progress_elsewhere_is_watched_not_duplicated(fresh_store):
     settings = settings_for("digits-mlp", QuantSpec(bits=5), epochs=3)
-    run, _ = fresh_store.claim(settings, "another-browser", teach_data.plan_for("digits-mlp"))
-    fresh_store.add_point(settings, "another-browser", teach_data.Point(0.5, 10, 0.3, 0.9, 0.95, 0.1), 20, 60)
-    at = open_page(QAT_PAGE, model="digits-mlp", bits="5")
-    assert not at.exception and not at.error
-    assert "Another browser on this server is training exactly these settings" in texts(at, "caption")
-    assert not [b for b in at.button if b.key == "qat_train"]
-    assert fresh_store.get(settings).owner == "another-browser"
-
-
-def test_the_store_is_bounded_and_takes_over_abandoned_runs():
-    store = QATStore(max_runs=3)
-    plan = TrainPlan(64, 1)
-    keys = [settings_for("digits-mlp", QuantSpec(bits=b)) for b in range(2, 7)]
-    running, _ = store.claim(keys[0], "a", plan)
-    for k in keys[1:]:
-        store.claim(k, "b", plan)
-        store.update(k, "b", status="done")
-    assert len(store) == 3
-    assert store.get(keys[0]).status == "running", "a running run is never evicted"
-    assert store.get(keys[1]) is None and store.get(keys[-1]) is not None, "oldest finished runs go first"
-    same, mine = store.claim(keys[0], "c", plan)
-    assert not mine and same.owner == "a", "a live run is watched, not duplicated"
-    store._runs[keys[0]] = QATRun(keys[0], "running", "a", time.time() - 2 * teach_data.STALE_SECONDS)
-    taken, mine = store.claim(keys[0], "c", plan)
-    assert mine and taken.owner == "c", "an abandoned run is taken over"
+    release = threading.Event()
+    point = teach_data.Point(0.5, 10, 0.3, 0.9, 0.95, 0.1)
+    job = fresh_store.submit(settings.key, held, (point, release), owner="another-browser")
+    try:
+        until(lambda: job.partials, "the other browser's first report")
+        at = open_page(QAT_PAGE, model="digits-mlp", bits="5")
+        assert not at.exception and not at.error
+        assert "Another browser on this server is training exactly these settings" in texts(at, "caption")
+        progress = " ".join(p.proto.text for p in at.get("progress"))
+        assert "Training in another browser: epoch 0.50 of 3 · step 10 of 60" in progress
+        assert not [b for b in at.button if b.key in ("qat_train", "qat_stop")], "no second run, no Stop"
+        assert fresh_store.job(settings.key) is job and job.owner == "another-browser"
+    finally:
+        release.set()
+        fresh_store.wait(job, timeout=TIMEOUT)
 
 
 def test_the_sweep_trains_every_width_and_fills_the_chart(fresh_store):
@@ -391,12 +488,41 @@ def test_the_sweep_trains_every_width_and_fills_the_chart(fresh_store):
     at.slider(key="epochs").set_value(1).run()
     at.button(key="qat_sweep").click().run()
     assert not at.exception and not at.error
+    keys = [settings_for("digits-mlp", QuantSpec(bits=b, scheme="asymmetric")).key for b in range(2, 9)]
+    for job in [fresh_store.job(k) for k in keys]:
+        if job is not None:
+            fresh_store.wait(job, timeout=TIMEOUT)
+    at.run()
     sweep = json.loads(charts(at)[-1])
     qat = next(t for t in sweep["data"] if t["name"] == "QAT")
     values = np.frombuffer(base64.b64decode(qat["y"]["bdata"]), dtype=np.float32)
     assert values.size == 7 and np.isfinite(values).all()
     assert "7 of 7 widths" in texts(at, "caption")
-    assert all(fresh_store.get(settings_for("digits-mlp", QuantSpec(bits=b, scheme="asymmetric"))) for b in range(2, 9))
+    assert all(teach_data.is_done(fresh_store.result(k)) for k in keys)
+    assert not [b for b in at.button if b.key in ("qat_sweep", "qat_sweep_stop")], "nothing left to train"
+
+
+def test_the_sweep_queues_behind_other_work_and_stops(fresh_store):
+    release = threading.Event()
+    busy = fresh_store.submit("test|somebody-else", held, (teach_data.Point(0, 0, None, None, None, 0), release))
+    try:
+        until(lambda: busy.started is not None, "the other job's start")
+        at = open_page(QAT_PAGE, model="digits-mlp", bits="3")
+        at.slider(key="epochs").set_value(1).run()
+        at.button(key="qat_sweep").click().run()
+        assert not at.exception and not at.error
+        progress = " ".join(p.proto.text for p in at.get("progress"))
+        assert "0 of 7 widths trained · 7 widths queued · Waiting: 1 computation ahead of you" in progress
+        keys = [settings_for("digits-mlp", QuantSpec(bits=b)).key for b in range(2, 9)]
+        assert all(fresh_store.job(k).owner == at.session_state["_qat_owner"] for k in keys), "7 jobs, this session's"
+        at.button(key="qat_sweep_stop").click().run()
+        assert not at.exception and not at.error
+        assert all(fresh_store.job(k) is None and fresh_store.result(k) is None for k in keys), "all stopped"
+        at.run()
+        assert at.button(key="qat_sweep").label.startswith("▶️ Train the missing 7 widths")
+    finally:
+        release.set()
+        fresh_store.wait(busy, timeout=TIMEOUT)
 
 
 @pytest.mark.slow
@@ -405,8 +531,9 @@ def test_cached_sample_models_are_unchanged_after_the_teach_pages_ran(baseline_h
         at = open_page(QAT_PAGE, model=model, bits="2")
         if model in TRAINABLE:
             at.slider(key="epochs").set_value(1).run()
-            at.button(key="qat_train").click().run()
+            job = train_on_page(at)
             assert not at.exception and not at.error
+            assert job is not None and teach_data.is_done(fresh_store.result(job.key))
         open_page(WALK_PAGE, model=model)
     assert {name: state_hash(sample_models.load(name).model) for name in MODELS} == baseline_hashes
 
@@ -444,8 +571,12 @@ def test_rule_lines_follow_quantlibs_rule_of_thumb():
 
 def test_settings_key_changes_with_every_setting():
     base = settings_for("digits-mlp", QuantSpec(bits=4))
-    variants = {base, base.with_bits(5), settings_for("digits-mlp", QuantSpec(bits=4), epochs=2),
+    variants = [base, base.with_bits(5), settings_for("digits-mlp", QuantSpec(bits=4), epochs=2),
                 settings_for("digits-mlp", QuantSpec(bits=4), lr=3e-3),
+                settings_for("digits-mlp", QuantSpec(bits=4), lr=3.0001e-3),
                 settings_for("digits-mlp", QuantSpec(bits=4), target="both"),
-                settings_for("digits-cnn", QuantSpec(bits=4))}
-    assert len(variants) == 6
+                settings_for("digits-cnn", QuantSpec(bits=4)),
+                RunSettings("digits-mlp", spec_key(QuantSpec(bits=4)), "weights", 1, 1e-3, seed=1)]
+    assert len({v.key for v in variants}) == len(variants)
+    assert all(v.key.startswith(teach_data.KEY_PREFIX + v.model + "|") for v in variants)
+    assert settings_for("digits-mlp", QuantSpec(bits=4)).key == base.key, "the same settings, the same key"

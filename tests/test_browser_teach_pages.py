@@ -2,8 +2,9 @@
 
 Each page is opened from a shared link (the way a workshop participant arrives) and must show its content with
 the link's settings; screenshots at 1280 px and 420 px go to ``test-artifacts/``. On the QAT page a short run is
-trained, a second browser opening the same link sees the stored result without training, and the Stop button
-interrupts a long run and keeps it as "stopped at epoch k".
+trained (in the server's job worker process), a second browser opening the same link sees the kept result
+without training, a second browser opening a link that is training right now watches that run (no second
+run, no Stop button of its own), and the Stop button interrupts a long run and keeps it as "stopped at epoch k".
 
 Without Chromium or playwright these tests are skipped on a developer machine, but FAIL under CI=true.
 """
@@ -133,6 +134,15 @@ def test_stop_keeps_the_partly_trained_run(server, browser):
         stop = p.get_by_role("button", name="⏹ Stop training")
         stop.wait_for()
         p.get_by_text(re.compile(r"Training: epoch 0\.\d+ of 3 · step [1-9]")).wait_for()
+        watcher = new_page(browser)  # another participant, same link, mid-run: the same run, live
+        try:
+            watcher.goto(f"{server.url}/qat?model=recsys&bits=4&calibration=mse")
+            watcher.get_by_text("Another browser on this server is training exactly these settings").wait_for()
+            watcher.get_by_text(re.compile(r"Training in another browser: epoch 0\.\d+ of 3")).wait_for()
+            assert watcher.get_by_role("button", name="▶️ Train", exact=True).count() == 0
+            assert watcher.get_by_role("button", name="⏹ Stop training").count() == 0, "Stop is the owner's"
+        finally:
+            watcher.close()
         stop.click()
         p.get_by_text("Stopped at epoch").wait_for(timeout=30_000)
         assert p.get_by_role("button", name=re.compile("Train again")).count() == 1

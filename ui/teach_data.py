@@ -1,32 +1,29 @@
 """Computations behind the two teaching pages (PTQ vs QAT, the formula walkthrough), pre-reduced for charts.
 
-**The QAT results store.** Training is the one thing in the app that takes seconds, so its results are kept in
-one process-wide store (``st.cache_resource``: a dict and a lock, bounded) keyed by :class:`RunSettings` =
-(model, spec key, target, epochs, learning rate, seed). Every browser session reads the same store, so a shared
-link shows a finished run at once, and a run *in progress* is visible to everyone: the session that pressed
-"Train" owns it and trains in its own script thread; any other session asking for the same settings watches
-its live curve instead of starting a second copy (40 browsers pressing Train together cost one training).
+**QAT runs in the job runner.** Training is the one thing in the app that takes seconds of CPU, so it never runs
+in a session's script thread (whose GIL 30-40 interactive sessions share): "Train" submits :func:`train_run` to
+the process-wide :mod:`ui.jobs` runner, which trains in a worker process at low priority under the string
+:attr:`RunSettings.key` = (model, spec key, target, epochs, learning rate, seed). Through the runner:
 
-A run is a frozen :class:`QATRun` value; the store swaps in a new value at every report, so a reader never sees
-a half-written run and needs no lock of its own. Its ``status`` is ``"running"``, ``"done"`` or ``"stopped"``:
-
-- Streamlit stops a running script by raising a ``BaseException`` (rerun / stop) at the script's next ``st.*``
-  call. A click on "Stop" (or any other widget) is such a rerun. :func:`drive` catches it, records the run as
-  ``"stopped"`` with everything measured up to the last report ("stopped at epoch k"), and lets it propagate.
-- A session that vanishes without unwinding (a killed thread) leaves a ``"running"`` run that nobody updates:
-  after :data:`STALE_SECONDS` without a report it counts as abandoned and the next "Train" takes it over.
+- **Shared.** Every session asking for the same key joins the same job, so 40 browsers pressing Train cost one
+  training, and everyone watching sees the same live curve: the worker hands over each progress report as a
+  :class:`Point` (``progress.partial``), which pages read from ``job.partials``.
+- **Kept.** The finished run (a frozen :class:`QATRun`: curve points, metrics, per-layer code counts, never a
+  model) goes to the runner's bounded results, so a shared link shows it without training.
+- **Stoppable.** ``runner.stop(key, owner)`` raises a flag the worker checks before every training step. The job
+  then records what it trained as ``"stopped"`` ("stopped at epoch k", evaluated once more if steps were made
+  after the last report) and returns it; it is kept too, and "Train again" forgets it before training in full.
+  A session moving on to other settings does not stop anything: the run carries on and is kept.
 
 Training itself is deterministic (``quantlib.qat.train_qat`` seeds its shuffles and dropout from ``seed``), so
-the same settings give the same curve on any server, whoever trains them.
+the same settings give the same curve on any server, in any worker, whoever trains them.
 """
 
 from __future__ import annotations
 
 import math
-import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -39,7 +36,7 @@ from quantlib.model import LayerInfo, call, layer_spec, layer_weight
 from quantlib.qat import QATProgress, prepare_qat, qat_layers, train_qat
 from quantlib.walkthrough import ValueTrace, integer_linear, mse_formula, rule_of_thumb_sqnr
 
-from . import data
+from . import data, jobs
 
 # --- PTQ vs QAT ---------------------------------------------------------------------------------------------
 
@@ -50,17 +47,17 @@ DEFAULT_EPOCHS, MAX_EPOCHS = 3, 10
 LR_CHOICES: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
 DEFAULT_LR = 1e-3
 SEED = 0
-#: Finished runs kept (each is a few kB: curve points and per-layer code counts, never a model).
-STORE_MAX_RUNS = 128
-#: A "running" run without a report for this long is abandoned (its session died without unwinding).
-STALE_SECONDS = 60.0
-#: The training loop marks its run alive at least this often (between reports too).
-HEARTBEAT_SECONDS = 5.0
-#: How often a session waiting for someone else's run looks at it again (a bits sweep waiting on a width).
-POLL_SECONDS = 0.4
-#: How often a page watching someone else's run redraws it. 40 watchers of one run on a 2-core server cost
-#: ~27 fragment runs a second of a few ms each: cheap next to the training they watch.
-WATCH_SECONDS = 1.5
+#: How often a page showing a run in progress redraws it from the job (a fragment on a timer). 40 watchers of
+#: one run on a 2-core server cost ~40 fragment runs a second of a few ms each, in the server process; the
+#: training itself runs in a worker.
+LIVE_SECONDS = 1.0
+#: The worker reports its step count (a progress bar tick between curve points) at most this often.
+TICK_SECONDS = 0.25
+#: Seconds per epoch before this server has finished a run of the model (estimates on buttons), measured on the
+#: 2-core server in a worker with one torch thread.
+EPOCH_SECONDS_GUESS: dict[str, float] = {"digits-mlp": 0.15, "digits-cnn": 0.5, "recsys": 1.3}
+#: Key prefix of QAT runs in the job runner.
+KEY_PREFIX = "qat|"
 
 
 @dataclass(frozen=True)
@@ -102,7 +99,7 @@ def clamp_bits(bits: int) -> int:
 
 @dataclass(frozen=True)
 class RunSettings:
-    """Everything that decides a QAT run's result: the store's key."""
+    """Everything that decides a QAT run's result; :attr:`key` names it in the job runner."""
 
     model: str
     spec_key: str
@@ -114,6 +111,15 @@ class RunSettings:
     @property
     def spec(self) -> QuantSpec:
         return data.spec_from_key(self.spec_key)
+
+    @property
+    def key(self) -> str:
+        """The job runner's key: ``qat|model|target|epochs|lr|seed|spec JSON`` (``repr`` keeps every digit of lr).
+
+        >>> RunSettings("digits-mlp", '{"bits": 2}', "weights", 3, 0.001).key
+        'qat|digits-mlp|weights|3|0.001|0|{"bits": 2}'
+        """
+        return f"{KEY_PREFIX}{self.model}|{self.target}|{self.epochs}|{self.lr!r}|{self.seed}|{self.spec_key}"
 
     def with_bits(self, bits: int) -> RunSettings:
         return replace(self, spec_key=data.spec_key(self.spec.replace(bits=bits)))
@@ -150,12 +156,13 @@ class LayerCodes:
 
 @dataclass(frozen=True)
 class QATRun:
-    """One QAT run as the store holds it (immutable: the store replaces it at every report)."""
+    """One QAT run: what a job returns (``"done"`` or ``"stopped"``), or a live view of one (``"running"``).
+
+    A few kB of plain values (picklable: it travels from the worker process to the server).
+    """
 
     settings: RunSettings
     status: str  # "running" | "done" | "stopped"
-    owner: str
-    updated: float
     steps_per_epoch: int = 0
     total_steps: int = 0
     batch_size: int = 0
@@ -177,88 +184,66 @@ class QATRun:
     def fraction(self) -> float:
         return self.last.step / self.total_steps if self.last and self.total_steps else 0.0
 
-    def is_stale(self, now: float | None = None) -> bool:
-        return self.status == "running" and (now or time.time()) - self.updated > STALE_SECONDS
+    @classmethod
+    def live(cls, settings: RunSettings, job: jobs.Job) -> QATRun:
+        """The run a job has reported so far: its points, and its step counts from ``progress(step, total)``
+        (every epoch has the same number of steps, so ``steps_per_epoch = total / epochs``)."""
+        total = int(job.total)
+        return cls(
+            settings, "running", steps_per_epoch=total // max(settings.epochs, 1), total_steps=total,
+            batch_size=plan_for(settings.model).batch_size, points=tuple(job.partials),
+        )
 
 
-class QATStore:
-    """Runs by settings, shared by every session: an LRU dict behind a lock, at most ``max_runs`` long.
+def is_done(run: QATRun | None) -> bool:
+    return run is not None and run.status == "done"
 
-    Running runs are never evicted (their owner is still writing to them).
+
+def keep_run(run: QATRun | None) -> bool:
+    """What the runner keeps for everyone: a done or a stopped run (a stop before any step returns nothing)."""
+    return run is not None
+
+
+def epoch_seconds(model: str) -> float:
+    """Seconds per epoch of ``model`` on this server: from its newest finished run, else a guess."""
+    rates = [(hit.at, hit.value.train_seconds / hit.value.epoch_reached)
+             for _, hit in jobs.runner().finished_items(f"{KEY_PREFIX}{model}|")
+             if hit.value is not None and hit.value.epoch_reached > 0]
+    return max(rates)[1] if rates else EPOCH_SECONDS_GUESS.get(model, 1.0)
+
+
+def estimate_seconds(settings: RunSettings) -> float:
+    """Rough seconds of one run: epochs × seconds per epoch, plus a third for the evaluations and the start."""
+    return settings.epochs * epoch_seconds(settings.model) * 1.3
+
+
+def submit(settings: RunSettings, owner: str) -> jobs.Job:
+    """Train ``settings`` in the job runner for ``owner`` (or join the job already training them).
+
+    A stopped run kept under the key is forgotten first: "Train again" trains in full. Raises
+    :class:`ui.jobs.ServerBusy` when the runner's queue is full.
     """
-
-    def __init__(self, max_runs: int = STORE_MAX_RUNS) -> None:
-        self._runs: OrderedDict[RunSettings, QATRun] = OrderedDict()
-        self._lock = threading.Lock()
-        self.max_runs = max_runs
-
-    def get(self, settings: RunSettings) -> QATRun | None:
-        with self._lock:
-            run = self._runs.get(settings)
-            if run is not None:
-                self._runs.move_to_end(settings)
-            return run
-
-    def __len__(self) -> int:
-        return len(self._runs)
-
-    def claim(self, settings: RunSettings, owner: str, plan: TrainPlan) -> tuple[QATRun, bool]:
-        """``(run, True)``: a new run for ``owner`` to train; ``(run, False)``: a finished run or somebody
-        else's live one (watch it). A stopped or abandoned run is replaced by a new one."""
-        now = time.time()
-        with self._lock:
-            run = self._runs.get(settings)
-            if run is not None and (run.status == "done" or (run.status == "running" and not run.is_stale(now))):
-                return run, False
-            new = QATRun(settings, "running", owner, now, batch_size=plan.batch_size)
-            self._runs[settings] = new
-            self._runs.move_to_end(settings)
-            self._evict()
-            return new, True
-
-    def _evict(self) -> None:
-        while len(self._runs) > self.max_runs:
-            victim = next((k for k, r in self._runs.items() if r.status != "running"), None)
-            if victim is None:
-                return
-            del self._runs[victim]
-
-    def update(self, settings: RunSettings, owner: str, **changes: Any) -> QATRun | None:
-        """Replace the owner's run with a changed copy (None if somebody took it over meanwhile)."""
-        with self._lock:
-            run = self._runs.get(settings)
-            if run is None or run.owner != owner:
-                return None
-            run = replace(run, updated=time.time(), **changes)
-            self._runs[settings] = run
-            return run
-
-    def add_point(
-        self, settings: RunSettings, owner: str, point: Point, steps_per_epoch: int, total_steps: int
-    ) -> QATRun | None:
-        """Append one progress point to the owner's run (None if somebody took it over meanwhile)."""
-        with self._lock:
-            run = self._runs.get(settings)
-            if run is None or run.owner != owner:
-                return None
-            run = replace(
-                run, updated=time.time(), points=(*run.points, point), steps_per_epoch=steps_per_epoch,
-                total_steps=total_steps,
-            )
-            self._runs[settings] = run
-            return run
-
-    def discard(self, settings: RunSettings, owner: str) -> None:
-        with self._lock:
-            run = self._runs.get(settings)
-            if run is not None and run.owner == owner:
-                del self._runs[settings]
+    runner = jobs.runner()
+    if not is_done(runner.result(settings.key)):
+        runner.forget(settings.key)
+    spec = settings.spec
+    return runner.submit(
+        settings.key, train_run, (settings,), label=f"QAT of {settings.model} at {spec.label()}",
+        estimate_s=estimate_seconds(settings), owner=owner, keep=keep_run,
+    )
 
 
-@st.cache_resource(show_spinner=False)
-def store() -> QATStore:
-    """The process-wide QAT store (one per server, shared by every session)."""
-    return QATStore()
+def ahead_of(job: jobs.Job) -> int:
+    """Computations that start before ``job``: ``runner.ahead_of``, except for a job already handed to a worker.
+
+    A stopgap beside :mod:`ui.jobs`: its ``ahead_of`` counts every running job, the asking one too, between
+    the moment a job is dispatched and its worker's "start" message, so a job about to start read "1 computation
+    ahead of you". A job not in the queue has nothing ahead: ``ahead_of`` then equals running + waiting.
+    """
+    runner = jobs.runner()
+    ahead = runner.ahead_of(job)
+    running, waiting = runner.busy()
+    return 0 if ahead >= running + waiting else ahead
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
@@ -317,111 +302,82 @@ def layer_codes(
     return out
 
 
-def drive(
-    run: QATRun, on_report: Callable[[QATRun], None], on_step: Callable[[QATRun, int], None] | None = None
-) -> QATRun:
-    """Train the run its owner just claimed, calling ``on_report`` with the updated run at every report and
-    ``on_step(run, step)`` before every optimizer step.
+def train_run(settings: RunSettings, progress: jobs.Progress) -> QATRun | None:
+    """The job: QAT of a private copy of the sample model with its :class:`TrainPlan`, in a job worker.
 
-    Both callbacks draw, and their ``st.*`` calls are where Streamlit may interrupt the script: ``on_step`` keeps
-    a Stop click responsive even when reports are seconds apart (recsys with MSE calibration). Whatever ends the
-    loop early - a Stop click, another widget, a closed tab - the run is kept as ``"stopped"``: if steps were
-    made after the last report, the model is evaluated once more so the curve and the QAT number agree. An error
-    (a diverging loss) removes the run and propagates to the page's friendly message.
+    Every report of ``train_qat`` goes out as ``progress.partial(Point)`` and ``progress(step, total, text)``;
+    between reports the step count is sent every :data:`TICK_SECONDS`. Before every training step the stop flag
+    is checked (``progress.check()``, a read of shared memory), so a Stop press ends training within one step
+    even when reports are seconds apart (recsys with MSE calibration). Then:
+
+    - finished: a ``"done"`` run with its per-layer code counts;
+    - stopped after ``k`` steps: a ``"stopped"`` run with everything measured, the model evaluated once more if
+      steps were made after the last report, so the curve and the QAT number agree; ``None`` when stopped
+      before the first step (nothing trained, nothing to keep);
+    - a diverging loss (``ValueError``) or any other error propagates to the page's plain message.
     """
-    settings, owner = run.settings, run.owner
-    st_store = store()
     sm = data.sample(settings.model)
     plan = plan_for(settings.model)
     wspecs, act, notes = _weight_specs(settings)
-    run = st_store.update(settings, owner, notes=tuple(notes)) or run
-    steps = 0
+    points: list[Point] = []
+    steps = 0  # optimizer steps made: a forward is only entered after the previous step's update
+    shape = [0, 0]  # steps per epoch, total steps (known from the first report)
+    tick = time.monotonic()
     start = time.perf_counter()
-    beat = time.time()
 
     def forward(model: torch.nn.Module, inputs: Any) -> torch.Tensor:
-        nonlocal steps, beat
-        if on_step is not None:
-            on_step(run, steps)
-        if time.time() - beat > HEARTBEAT_SECONDS:  # alive, even when reports are far apart
-            beat = time.time()
-            st_store.update(settings, owner)
+        nonlocal steps, tick
+        progress.check()
+        now = time.monotonic()
+        if shape[1] and now - tick >= TICK_SECONDS:
+            tick = now
+            progress(steps, shape[1], f"epoch {steps / shape[0]:.2f} of {settings.epochs}")
         steps += 1
         return call(model, inputs)
 
     qat_model = None
     try:
-        qat_model = prepare_qat(
-            sm.model, wspecs, act, calibration_inputs=sm.calibration_inputs if act is not None else None
-        )
-        progress = train_qat(
-            qat_model, sm.train_inputs, sm.train_targets, sm.loss_fn,
-            epochs=settings.epochs, batch_size=plan.batch_size, lr=settings.lr, seed=settings.seed,
-            evaluate=sm.evaluate, metric_name=sm.metric_name, reports_per_epoch=plan.reports_per_epoch,
-            forward=forward,
-        )
-        for p in progress:
-            run = st_store.add_point(settings, owner, Point.of(p), p.steps_per_epoch, p.total_steps) or run
-            on_report(run)
-    except Exception:
-        st_store.discard(settings, owner)
-        raise
-    except BaseException:
-        # Streamlit's rerun / stop: keep what was trained, as "stopped".
-        _stop(run, qat_model, wspecs or {}, steps, time.perf_counter() - start)
-        raise
-    codes = layer_codes(sm.model, qat_model, wspecs or {}, data.layers(settings.model))
-    last = run.last
-    return st_store.update(
-        settings, owner, status="done", qat_metric=last.eval_metric, train_seconds=last.seconds, codes=codes,
-    ) or run
+        # The runner calls jobs under torch.no_grad(); training needs gradients.
+        with torch.enable_grad():
+            qat_model = prepare_qat(
+                sm.model, wspecs, act, calibration_inputs=sm.calibration_inputs if act is not None else None
+            )
+            reports = train_qat(
+                qat_model, sm.train_inputs, sm.train_targets, sm.loss_fn,
+                epochs=settings.epochs, batch_size=plan.batch_size, lr=settings.lr, seed=settings.seed,
+                evaluate=sm.evaluate, metric_name=sm.metric_name, reports_per_epoch=plan.reports_per_epoch,
+                forward=forward,
+            )
+            for p in reports:
+                shape[:] = [p.steps_per_epoch, p.total_steps]
+                point = Point.of(p)
+                points.append(point)
+                progress.partial(point)
+                progress(p.step, p.total_steps, f"epoch {point.epoch:.2f} of {settings.epochs}")
+    except jobs.JobStopped:
+        if qat_model is None or steps <= 0 or not shape[0]:
+            return None
+        if points[-1].step < steps:
+            qat_model.eval()
+            with torch.no_grad():
+                value = float(sm.evaluate(qat_model)[sm.metric_name])
+            points.append(Point(steps / shape[0], steps, None, None, value, time.perf_counter() - start))
+        return _finished(settings, "stopped", qat_model, wspecs, points, shape, notes)
+    return _finished(settings, "done", qat_model, wspecs, points, shape, notes)
 
 
-def _stop(run: QATRun, qat_model: torch.nn.Module | None, wspecs: dict[str, QuantSpec], steps: int,
-          seconds: float) -> None:
-    """Record an interrupted run as stopped (or drop it when not a single step was trained)."""
-    settings, owner = run.settings, run.owner
-    st_store = store()
-    # ``on_step`` runs before a step's forward is counted, so every counted step also made its optimizer step.
-    done_steps = steps
-    if qat_model is None or done_steps <= 0 or not run.steps_per_epoch:
-        st_store.discard(settings, owner)
-        return
-    sm = data.sample(settings.model)
-    last = run.last
-    if last is None or last.step < done_steps:
-        qat_model.eval()
-        with torch.no_grad():
-            value = float(sm.evaluate(qat_model)[sm.metric_name])
-        last = Point(done_steps / run.steps_per_epoch, done_steps, None, None, value, seconds)
-        run = st_store.add_point(settings, owner, last, run.steps_per_epoch, run.total_steps) or run
-    codes = layer_codes(sm.model, qat_model, wspecs, data.layers(settings.model))
-    st_store.update(settings, owner, status="stopped", qat_metric=last.eval_metric, train_seconds=last.seconds,
-                    codes=codes)
-
-
-def obtain(
-    settings: RunSettings,
-    owner: str,
-    on_report: Callable[[QATRun], None],
-    on_wait: Callable[[QATRun], None],
-    on_step: Callable[[QATRun, int], None] | None = None,
+def _finished(
+    settings: RunSettings, status: str, qat_model: torch.nn.Module, wspecs: dict[str, QuantSpec] | None,
+    points: list[Point], shape: list[int], notes: list[str],
 ) -> QATRun:
-    """The finished run of ``settings``: from the store, trained here, or waited for while someone else trains it.
-
-    ``on_wait`` is called every :data:`POLL_SECONDS` while watching another session's run (its ``st.*`` calls
-    keep this script interruptible).
-    """
-    st_store = store()
-    plan = plan_for(settings.model)
-    while True:
-        run, mine = st_store.claim(settings, owner, plan)
-        if mine:
-            return drive(run, on_report, on_step)
-        if run.status == "done":
-            return run
-        on_wait(run)
-        time.sleep(POLL_SECONDS)
+    sm = data.sample(settings.model)
+    codes = layer_codes(sm.model, qat_model, wspecs or {}, data.layers(settings.model))
+    last = points[-1]
+    return QATRun(
+        settings, status, steps_per_epoch=shape[0], total_steps=shape[1],
+        batch_size=plan_for(settings.model).batch_size, points=tuple(points), qat_metric=last.eval_metric,
+        train_seconds=last.seconds, codes=codes, notes=tuple(notes),
+    )
 
 
 # --- the formula walkthrough ----------------------------------------------------------------------------------
