@@ -16,9 +16,9 @@ request to ``script_finished`` (:mod:`serving.protocol`): the server's answer, w
 ``--chromium K`` adds K real browsers doing the same (keydown -> histogram changed) as a cross-check.
 
 Printed per scenario: open and interaction p50 / p95 / max, errors (runs that did not finish, or left an
-st.exception / st.error on the page), the server's own script time (``QE_TIMING``), server RSS start / end /
-growth and CPU % (from /proc: 200 % is both cores), and the CPU % of this load generator, which shares the
-cores. A benchmark, not a test: nothing fails. Loopback only; every scenario is bounded in time; servers this
+st.exception / st.error on the page), the server's own script time (``QE_TIMING``), RSS start / end / growth and
+CPU % of the server and its worker processes (from /proc: 200 % is both cores), how long their threads waited for
+a core (other work on the machine), and the CPU % of this load generator, which shares the cores. A benchmark, not a test: nothing fails. Loopback only; every scenario is bounded in time; servers this
 script starts are stopped at the end.
 """
 
@@ -169,7 +169,7 @@ def cpu_seconds(pid: int | str) -> float:
 
 
 def run_delay(pid: int) -> float:
-    """Seconds the server's threads spent runnable but waiting for a CPU (2nd field of each thread's schedstat).
+    """Seconds the threads of ``pid`` spent runnable but waiting for a CPU (2nd field of each thread's schedstat).
 
     On a machine shared with other work this separates "the server is slow" from "the server did not get a core":
     100 % means one thread-second of waiting per second.
@@ -181,23 +181,48 @@ def run_delay(pid: int) -> float:
     return total / 1e9
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (the job runner's worker processes), from the ppid field of /proc/*/stat."""
+    parent: dict[int, int] = {}
+    for name in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError), open(f"/proc/{name}/stat") as f:
+            parent[int(name)] = int(f.read().rsplit(")", 1)[1].split()[1])
+    tree, frontier = [pid], [pid]
+    while frontier:
+        frontier = [c for c, p in parent.items() if p in frontier]
+        tree += frontier
+    return tree
+
+
 @dataclass
 class Sampler:
-    """Server RSS and CPU, and this process's CPU, every ``interval`` s in a thread."""
+    """RSS, CPU and run-queue wait of the server and its worker processes, and this process's CPU, every
+    ``interval`` s in a thread. CPU and wait are summed per process as deltas, so a worker that exits between two
+    samples keeps what it had used."""
 
     pid: int | None
     interval: float = 1.0
     on_sample: Callable[[float, float], None] | None = None  # (elapsed s, RSS MB), e.g. to print a soak series
-    #: (t, RSS MB, server CPU s, own CPU s, server run-queue wait s)
-    samples: list[tuple[float, float, float, float, float]] = field(default_factory=list)
+    #: (t, RSS MB, server CPU s so far, own CPU s, server run-queue wait s so far, processes)
+    samples: list[tuple[float, float, float, float, float, int]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
+    _last: dict[int, tuple[float, float]] = field(default_factory=dict)
+    _cpu: float = 0.0
+    _wait: float = 0.0
 
     def _sample(self) -> None:
         t = time.monotonic()
-        nan = float("nan")
-        rss, srv, wait = (rss_mb(self.pid), cpu_seconds(self.pid), run_delay(self.pid)) if self.pid else (nan,) * 3
-        self.samples.append((t, rss, srv, cpu_seconds("self"), wait))
+        rss, now = 0.0, {}
+        for p in process_tree(self.pid) if self.pid else []:
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                now[p] = (cpu_seconds(p), run_delay(p))
+                rss += rss_mb(p)
+        if self.samples:  # a process new since the last sample counts from 0: it started in between
+            self._cpu += sum(c - self._last.get(p, (0.0, 0.0))[0] for p, (c, _) in now.items())
+            self._wait += sum(w - self._last.get(p, (0.0, 0.0))[1] for p, (_, w) in now.items())
+        self._last = now
+        self.samples.append((t, rss if now else float("nan"), self._cpu, cpu_seconds("self"), self._wait, len(now)))
         if self.on_sample:
             self.on_sample(t - self.samples[0][0], rss)
 
@@ -220,13 +245,14 @@ class Sampler:
             self._sample()
 
     def summary(self) -> dict[str, float]:
-        (t0, r0, s0, o0, w0), (t1, r1, s1, o1, w1) = self.samples[0], self.samples[-1]
+        (t0, r0, s0, o0, w0, _), (t1, r1, s1, o1, w1, _) = self.samples[0], self.samples[-1]
         dt = max(t1 - t0, 1e-9)
         steps = [100 * (b[2] - a[2]) / max(b[0] - a[0], 1e-9) for a, b in itertools.pairwise(self.samples)]
         return {
             "rss_start": r0, "rss_end": r1, "rss_max": max(s[1] for s in self.samples), "growth": r1 - r0,
             "cpu": 100 * (s1 - s0) / dt, "cpu_max": max(steps, default=float("nan")),
             "own_cpu": 100 * (o1 - o0) / dt, "seconds": dt, "wait": 100 * (w1 - w0) / dt,
+            "procs": max(s[5] for s in self.samples),
         }
 
 
@@ -522,7 +548,7 @@ def trio(values: list[float], digits: int = 2) -> str:
 
 
 def report(o: Outcome) -> None:
-    keys = ("rss_start", "rss_end", "rss_max", "growth", "cpu", "cpu_max", "own_cpu", "seconds", "wait")
+    keys = ("rss_start", "rss_end", "rss_max", "growth", "cpu", "cpu_max", "own_cpu", "seconds", "wait", "procs")
     r = {**dict.fromkeys(keys, float("nan")), **o.resources}
     print(f"  {'group':<13} {'n open':>6} {'open s p50/p95/max':>20} {'n act':>6} {'action s p50/p95/max':>22} "
           f"{'errors':>6}")
@@ -549,7 +575,7 @@ def report(o: Outcome) -> None:
     per_run = r["cpu"] / 100 * r["seconds"] / runs if runs else float("nan")  # server CPU-s per script run
     print(f"  server script (QE_TIMING) ms p50/p95/max: {trio(o.server_ms, 0)}  over {runs} runs;"
           f"  server CPU per run {fmt(1000 * per_run, 0)} ms (the capacity figure: 1 core / this = runs per s)")
-    print(f"  server RSS MB start/end/max: {fmt(r['rss_start'], 0)}/{fmt(r['rss_end'], 0)}/{fmt(r['rss_max'], 0)}  "
+    print(f"  server + {fmt(r['procs'] - 1, 0)} worker processes: RSS MB start/end/max: {fmt(r['rss_start'], 0)}/{fmt(r['rss_end'], 0)}/{fmt(r['rss_max'], 0)}  "
           f"growth {fmt(r['growth'], 0)} MB   server CPU {fmt(r['cpu'], 0)} % avg, {fmt(r['cpu_max'], 0)} % max (1 s)"
           f"   load generator CPU {fmt(r['own_cpu'], 0)} %   ({fmt(r['seconds'], 0)} s)")
     print(f"  server threads runnable but waiting for a CPU: {fmt(r['wait'], 0)} % (high = the cores were busy with"
