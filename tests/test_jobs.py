@@ -159,3 +159,38 @@ def test_finished_results_are_bounded_and_failures_are_not_kept():
         assert [k for k, _ in r.finished_items("k")] == ["k2", "k3"]
     finally:
         r.shutdown()
+
+
+def test_workers_do_not_rerun_the_servers_main_script(tmp_path, monkeypatch):
+    # During a script run Streamlit's __main__ is app.py itself; a worker that re-imported it would draw a page
+    # (and fail outside a server). A __main__ whose import fails proves the worker never imports it.
+    import sys
+    import types
+
+    script = tmp_path / "app_like.py"
+    script.write_text("raise RuntimeError('the worker ran the server script')\n")
+    fake_main = types.ModuleType("__main__")
+    fake_main.__file__ = str(script)
+    fake_main.__spec__ = None
+    monkeypatch.setitem(sys.modules, "__main__", fake_main)
+    r = JobRunner(workers=1)
+    try:
+        job = r.wait(r.submit("pid", jf.pid), 120)
+        assert job.error is None and job.result != os.getpid()
+    finally:
+        r.shutdown()
+
+
+def test_submitting_never_waits_for_workers_to_start():
+    r = JobRunner(workers=1)
+    try:
+        start = time.monotonic()
+        job = r.submit("pid", jf.pid)
+        r.finished("anything")  # another session reading the runner meanwhile
+        waited = time.monotonic() - start
+        r.wait(job, 120)
+        # Starting the forkserver and a worker imports torch (seconds); submit only queues the job.
+        assert waited < job.finished - start
+        assert waited < 1.0
+    finally:
+        r.shutdown()

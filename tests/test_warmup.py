@@ -105,6 +105,7 @@ def test_the_job_worker_is_warmed_once_per_server_with_every_sample_model(monkey
     from ui import data, jobs
 
     monkeypatch.setattr(data, "model_names", lambda: ["tiny-linear", "digits-mlp"])
+    monkeypatch.setattr(ad, "_warmed", set())
     runner = jobs.runner()
     runner.forget("warm|load-models")
     ad.warm_workers()
@@ -115,3 +116,16 @@ def test_the_job_worker_is_warmed_once_per_server_with_every_sample_model(monkey
     ad.warm_workers()  # a second call submits nothing: the result is there
     assert runner.job("warm|load-models") is None
     assert runner.result("warm|load-models") == ["tiny-linear", "digits-mlp"]
+
+
+def test_a_full_queue_never_makes_the_warm_up_fail_a_page(monkeypatch) -> None:
+    from ui import analysis_data as ad
+    from ui import jobs
+
+    def busy(*args, **kwargs):
+        raise jobs.ServerBusy("12 long computations are already running or waiting")
+
+    monkeypatch.setattr(ad, "_warmed", set())
+    monkeypatch.setattr(jobs.runner(), "submit", busy)
+    ad.warm_workers()  # no exception
+    ad.warm_workers()  # and no second try in this process

@@ -318,13 +318,21 @@ def load_models(names: Sequence[str], progress: Progress | None = None) -> list[
     return list(names)
 
 
+_warmed: set[int] = set()
+
+
 def warm_workers() -> None:
-    """Start the job worker and load every sample model in it, once per server process (a no-op after)."""
+    """Start the job worker and load every sample model in it, once per runner (a no-op after, and when the
+    queue is full: the warm-up is a convenience, never a reason for a page to fail)."""
     runner = store()
-    key = "warm|load-models"
-    if runner.finished(key) is None and runner.job(key) is None:
-        runner.submit(key, load_models, (data.model_names(),), label="Loading the sample models in the worker",
-                      estimate_s=15.0)
+    if id(runner) in _warmed:
+        return
+    _warmed.add(id(runner))
+    try:
+        runner.submit("warm|load-models", load_models, (data.model_names(),),
+                      label="Loading the sample models in the worker", estimate_s=15.0)
+    except jobs.ServerBusy:
+        pass
 
 
 def speed_inputs(model: str) -> tuple[Any, int]:

@@ -38,6 +38,7 @@ from __future__ import annotations
 import itertools
 import logging
 import multiprocessing as mp
+import multiprocessing.spawn as mp_spawn
 import os
 import queue
 import resource
@@ -230,6 +231,37 @@ def _run_in_worker(
         return fn(*args, progress=Progress(job_id, slot, channel, flags), **kwargs)
 
 
+_spawning = threading.local()
+_original_preparation_data = mp_spawn.get_preparation_data
+
+
+def _preparation_data(name: str) -> dict[str, Any]:
+    """``multiprocessing.spawn.get_preparation_data``, minus the main module while our dispatcher starts workers.
+
+    A new worker re-imports its parent's ``__main__`` - and during a script run Streamlit's ``__main__`` *is*
+    ``app.py``, which must not run in a worker (it draws a page; outside a server it fails). Job functions live
+    in importable modules, so a worker needs no ``__main__``. Other threads' processes keep the usual behaviour.
+    """
+    data = _original_preparation_data(name)
+    if getattr(_spawning, "active", False):
+        data.pop("init_main_from_name", None)
+        data.pop("init_main_from_path", None)
+    return data
+
+
+mp_spawn.get_preparation_data = _preparation_data
+
+
+class _workers_skip_main:  # noqa: N801 - used as a context manager, like a function
+    """Within this block, processes started by this thread do not re-import ``__main__``."""
+
+    def __enter__(self) -> None:
+        _spawning.active = True
+
+    def __exit__(self, *exc: object) -> None:
+        _spawning.active = False
+
+
 def _square(x: int, progress: Progress) -> int:
     """A tiny job for the doctest above."""
     progress(1, 1, "squared")
@@ -287,6 +319,8 @@ class JobRunner:
         self._queue: Any = None
         self._pool: Executor | None = None
         self._listener: threading.Thread | None = None
+        self._dispatcher: threading.Thread | None = None
+        self._wake = threading.Event()
         self._pools: dict[int, ProcessPoolExecutor] = {}  # job id -> the pool it runs in
         self._broken: dict[int, set[int]] = {}  # id(pool) -> jobs that were running when it broke
         self._killed: dict[int, int] = {}  # id(pool) -> the job killed there for its time
@@ -350,6 +384,7 @@ class JobRunner:
         """Run ``fn(*args, progress=…, **kwargs)`` in a worker under ``key``; join it if already there.
 
         ``fn`` must be a module-level function and its arguments and result picklable (plain values, tables).
+        It runs under ``torch.no_grad()``: a job that trains enables gradients itself.
         A finished result comes back as an already finished job. ``keep(result)`` decides whether a result
         goes to the shared results (a stopped QAT run is shown but can be trained again). Raises
         :class:`ServerBusy` when ``max_pending`` jobs already wait.
@@ -365,7 +400,8 @@ class JobRunner:
                 return job
             if key in self._jobs:
                 return self._jobs[key]
-            if len(self._pending) >= self.max_pending:
+            free = max(0, self.workers - len(self._running))
+            if len(self._pending) - free >= self.max_pending:  # jobs that a free worker is about to take don't wait
                 raise ServerBusy(
                     f"{len(self._pending) + len(self._running)} long computations are already running or "
                     "waiting on this server; try again in a minute (finished results are shared with everybody)"
@@ -455,33 +491,60 @@ class JobRunner:
         return next(s for s in range(self._slots) if s not in used)
 
     def _dispatch(self) -> None:
-        """Hand queued jobs to the pool while workers are free (called with the lock held).
+        """Wake the dispatcher thread (called with the lock held): queued jobs go to free workers.
+
+        Handing a job to a pool may start its workers (the forkserver imports torch: seconds), so it never
+        happens under the lock or on a session's script thread: every session reading the runner meanwhile
+        would wait.
+        """
+        if self._dispatcher is None or not self._dispatcher.is_alive():
+            self._dispatcher = threading.Thread(target=self._dispatch_loop, name="qe-jobs-dispatch", daemon=True)
+            self._dispatcher.start()
+        self._wake.set()
+
+    def _next_to_run(self) -> tuple[Job, Callable[..., Any], tuple, dict, int, Executor] | None:
+        """Take the next queued job for a free worker and mark it running (lock held), or None."""
+        if not self._pending or len(self._running) >= self.workers or self._closed:
+            return None
+        job, fn, args, kwargs = self._pending.popleft()
+        pool = self._ensure_pool()
+        slot = self._free_slot()
+        self._flags[slot] = 0
+        job.attempts += 1
+        job.started = None
+        self._running[job.id] = (job, fn, args, kwargs, slot)
+        self._pools[job.id] = pool
+        return job, fn, args, kwargs, slot, pool
+
+    def _dispatch_loop(self) -> None:
+        """The dispatcher thread: submit queued jobs to the pool while workers are free.
 
         The pool never holds more than ``workers`` jobs, so when a worker dies only the jobs that were really
         running are affected, and the queue survives in this process.
         """
-        while self._pending and len(self._running) < self.workers and not self._closed:
-            job, fn, args, kwargs = self._pending.popleft()
-            slot = self._free_slot()
-            self._flags_reset(slot)
-            job.attempts += 1
-            job.started = None
-            self._running[job.id] = (job, fn, args, kwargs, slot)
-            extra = (self._queue, self._flags) if self.in_process else ()
-            try:
-                pool = self._ensure_pool()
-                future = pool.submit(_run_in_worker, job.id, slot, fn, args, kwargs, *extra)
-            except BrokenProcessPool:
-                self._rebuild()
-                pool = self._ensure_pool()
-                future = pool.submit(_run_in_worker, job.id, slot, fn, args, kwargs, *extra)
-            self._pools[job.id] = pool
-            future.add_done_callback(lambda f, job=job, pool=pool: self._on_done(job, f, pool))
-
-    def _flags_reset(self, slot: int) -> None:
-        if self._flags is None:
-            self._ensure_pool()
-        self._flags[slot] = 0
+        while not self._closed:
+            self._wake.wait(0.5)
+            self._wake.clear()
+            while True:
+                with self._lock:
+                    task = self._next_to_run()
+                if task is None:
+                    break
+                job, fn, args, kwargs, slot, pool = task
+                extra = (self._queue, self._flags) if self.in_process else ()
+                try:
+                    with _workers_skip_main():
+                        future = pool.submit(_run_in_worker, job.id, slot, fn, args, kwargs, *extra)
+                except (BrokenProcessPool, RuntimeError):  # broken, or shut down by a rebuild meanwhile
+                    with self._lock:
+                        if self._running.pop(job.id, None) is not None:
+                            self._pools.pop(job.id, None)
+                            job.attempts -= 1
+                            self._pending.appendleft((job, fn, args, kwargs))
+                        if self._pool is pool:
+                            self._rebuild()
+                    continue
+                future.add_done_callback(lambda f, job=job, pool=pool: self._on_done(job, f, pool))
 
     def _rebuild(self) -> None:
         """Replace a broken pool (a worker died): the next dispatch starts fresh workers."""
