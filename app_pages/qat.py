@@ -128,7 +128,7 @@ def _live(job: jobs.Job, settings: RunSettings, owner: str, float_m: float, ptq_
             )
         run = QATRun.live(settings, job)
         if job.started is None:
-            st.progress(0.0, text=job_views.progress_text(job, teach_data.ahead_of(job)))
+            st.progress(0.0, text=job_views.progress_text(job, jobs.runner().ahead_of(job)))
         else:
             who = "Training" if mine else "Training in another browser"
             st.progress(min(job.done / run.total_steps, 1.0) if run.total_steps else 0.0,
@@ -329,9 +329,9 @@ def _sweep_text(done: int, flying: dict[int, jobs.Job], n: int) -> str:
     parts += [f"training {b} bits ({100 * j.fraction:.0f} %)" for b, j in flying.items() if j.started is not None]
     queued = [j for j in flying.values() if j.started is None]
     if queued:
-        first = min(queued, key=teach_data.ahead_of)
+        first = min(queued, key=jobs.runner().ahead_of)
         widths = f"{len(queued)} width{'s' if len(queued) != 1 else ''} queued"
-        parts.append(f"{widths} · {job_views.progress_text(first, teach_data.ahead_of(first))}")
+        parts.append(f"{widths} · {job_views.progress_text(first, jobs.runner().ahead_of(first))}")
     return " · ".join(parts)
 
 

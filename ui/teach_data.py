@@ -233,19 +233,6 @@ def submit(settings: RunSettings, owner: str) -> jobs.Job:
     )
 
 
-def ahead_of(job: jobs.Job) -> int:
-    """Computations that start before ``job``: ``runner.ahead_of``, except for a job already handed to a worker.
-
-    A stopgap beside :mod:`ui.jobs`: its ``ahead_of`` counts every running job, the asking one too, between
-    the moment a job is dispatched and its worker's "start" message, so a job about to start read "1 computation
-    ahead of you". A job not in the queue has nothing ahead: ``ahead_of`` then equals running + waiting.
-    """
-    runner = jobs.runner()
-    ahead = runner.ahead_of(job)
-    running, waiting = runner.busy()
-    return 0 if ahead >= running + waiting else ahead
-
-
 @st.cache_data(max_entries=256, show_spinner=False)
 def ptq_metric(model: str, target: str, key: str) -> float:
     """The task metric after post-training quantization of every layer with the spec of ``key``.
