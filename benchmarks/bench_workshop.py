@@ -2,6 +2,7 @@
 
     python benchmarks/bench_workshop.py warm --users 10      # 10 participants on three warm pages
     python benchmarks/bench_workshop.py warm stampede        # several scenarios, each on a fresh server
+    python benchmarks/bench_workshop.py cold                 # 40 open MiniLM on a plain, unwarmed `streamlit run`
     python benchmarks/bench_workshop.py mixed                # sliders while others train QAT / sweep MiniLM
     python benchmarks/bench_workshop.py soak --minutes 10    # 40 sessions cycling; RSS every 10 s
     python benchmarks/bench_workshop.py warm --chromium 2    # + 2 real headless Chromium participants
@@ -57,6 +58,7 @@ from browser_support import (  # noqa: E402 - after the path tweak above
     wait_idle,
 )
 
+from serving import warmup  # noqa: E402
 from serving.protocol import Result, Session  # noqa: E402
 
 WARM_LINKS = ("/?model=digits-cnn&layer=conv2", "/?model=minilm", "/output-drift?model=digits-cnn")
@@ -79,8 +81,12 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 class AppServer:
     """``streamlit run SCRIPT`` on a free loopback port (the repo's .streamlit/config.toml applies)."""
 
-    def __init__(self, script: str = "app.py", extra_args: list[str] | None = None, timeout: float = 120.0) -> None:
-        self.script, self.extra_args, self.timeout = script, extra_args or [], timeout
+    def __init__(self, script: str = "app.py", extra_args: list[str] | None = None, timeout: float = 120.0,
+                 warm: str = "workers") -> None:
+        """``warm`` is the server's ``QE_WARM``: ``workers`` (the default here: the job worker loads the models,
+        and the page links are warmed by the scenario itself, as ``python -m serving`` does), ``1`` (a plain
+        ``streamlit run``: the app warms its pages after the first visit) or ``0``."""
+        self.script, self.extra_args, self.timeout, self.warm = script, extra_args or [], timeout, warm
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(tempfile.mkstemp(prefix="qe-workshop-", suffix=".log")[1])
@@ -91,7 +97,7 @@ class AppServer:
         cmd = [sys.executable, "-m", "streamlit", "run", self.script, "--server.port", str(self.port),
                "--server.address", "127.0.0.1", "--server.headless", "true", *self.extra_args]
         with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, "QE_TIMING": "1"}, stdout=log,
+            self.proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, "QE_TIMING": "1", "QE_WARM": self.warm}, stdout=log,
                                          stderr=subprocess.STDOUT)
         wait_healthy(self.url, self.timeout, self.proc)
         return self
@@ -456,7 +462,8 @@ def run_scenario(name: str, args: argparse.Namespace) -> Outcome:
     """One scenario on a fresh server (or on ``--url``), bounded by ``--max-minutes``."""
     links = tuple(args.links) if args.links else WARM_LINKS
     users = args.users or {"mixed": 30}.get(name, 40)
-    server = contextlib.nullcontext() if args.url else AppServer(extra_args=shlex.split(args.streamlit_args))
+    server = contextlib.nullcontext() if args.url else AppServer(
+        extra_args=shlex.split(args.streamlit_args), warm="1" if name == "cold" else "workers")
     with server as srv:
         base = args.url or srv.url
         pid = args.pid or (srv.proc.pid if srv else pid_listening_on(urlsplit(base).port or 80))
@@ -472,14 +479,19 @@ def run_scenario(name: str, args: argparse.Namespace) -> Outcome:
         ctx: dict = {}  # what body() leaves behind even when the budget cuts it off
 
         async def body() -> list[Stats]:
-            if name != "stampede":
+            if name == "stampede":  # as `python -m serving` does before the class arrives
+                start = time.monotonic()
+                results = await asyncio.to_thread(warmup.warm, base, warmup.links_to_warm())
+                print(f"  warm-up (python -m serving's links): {sum(r.ok for r in results)} of {len(results)} "
+                      f"links in {time.monotonic() - start:.0f} s", flush=True)
+            elif name != "cold":
                 await warm_up(plan, SOAK_LINKS if name == "soak" else links)
             ctx["log_start"] = len(srv.log()) if srv else 0  # script times from here on: not the warm-up's
             threads, ctx["chromium"] = start_chromium(args.chromium, base, links[0], plan, args.seed)
             with Sampler(pid, 1.0, soak_point) as ctx["sampler"]:
                 if name == "warm":
                     groups = [await run_sliders(plan, links, users, 5.0, args.seed)]
-                elif name == "stampede":
+                elif name in ("stampede", "cold"):
                     groups = [await run_sliders(plan, (MINILM_LINK,), users, 5.0, args.seed)]
                 elif name == "mixed":
                     groups = await run_mixed(plan, links, users, args.seed)
@@ -607,7 +619,7 @@ def check_loopback(url: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    parser.add_argument("scenarios", nargs="+", choices=("warm", "stampede", "mixed", "soak", "minimal"))
+    parser.add_argument("scenarios", nargs="+", choices=("warm", "stampede", "cold", "mixed", "soak", "minimal"))
     parser.add_argument("--users", type=int, default=0, help="participants (default 40; 30 sliders in mixed)")
     parser.add_argument("--url", help="an already running server (loopback only) instead of a fresh one each")
     parser.add_argument("--pid", type=int, help="the server process to sample (default: ours, or the port's owner)")
@@ -625,7 +637,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.url:
         check_loopback(args.url)
         args.url = args.url.rstrip("/")
-        if "stampede" in args.scenarios:
+        if {"stampede", "cold"} & set(args.scenarios):
             print("note: stampede wants a freshly started server; with --url the server is whatever it is now")
 
     print("Workshop benchmark (Streamlit protocol clients against `streamlit run app.py`)")
