@@ -41,6 +41,16 @@ from safetensors.torch import load as st_load
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 #: Default largest number of tensors in one file: real models have hundreds to a few thousand.
 DEFAULT_MAX_TENSORS = 10_000
+#: Largest number of values of any kind (tensors, dicts, lists, numbers) the loader visits in a torch file's object
+#: tree. A reference reached twice is visited twice: a pickle can share one list many times over (``L2 = [L1] *
+#: 1000``), so a few kB of file can describe a tree of a billion leaves, and that is what this bounds.
+DEFAULT_MAX_NODES = 20_000
+#: Deepest nesting of dicts / lists the loader follows (a state_dict is 1-3 levels deep).
+MAX_DEPTH = 32
+#: The tensors' values may add up to at most this many times the file's size limit, in bytes. A weight is stored
+#: once, but a file can hold many *views* of the same bytes (tied weights: twice; a hostile file: thousands), and
+#: everything later (the NaN check, the size table) reads each view in full.
+MAX_VALUE_BYTES_PER_FILE_BYTE = 2
 #: Bytes of pickle a torch file may spend per allowed tensor: the pickle is unpickled *before* tensors can be
 #: counted, so its size is what bounds that work (a state_dict entry takes ~100-300 bytes).
 PICKLE_BYTES_PER_TENSOR = 2048
@@ -273,22 +283,61 @@ def _pick_state_dict(obj: Any) -> Any:
     return obj
 
 
+@dataclass
+class _Walk:
+    """What :func:`_flatten` has visited so far, against its limits."""
+
+    max_tensors: int
+    max_nodes: int
+    nodes: int = 0
+
+
 def _flatten(
-    obj: Any, prefix: str, out: dict[str, torch.Tensor], skipped: list[tuple[str, str]], max_tensors: int
+    obj: Any,
+    prefix: str,
+    out: dict[str, torch.Tensor],
+    skipped: list[tuple[str, str]],
+    walk: _Walk,
+    depth: int = 0,
 ) -> None:
-    """Collect the tensors of nested dicts / lists under dotted names; record what is not a tensor."""
+    """Collect the tensors of nested dicts / lists under dotted names; record what is not a tensor.
+
+    Every value reached counts towards ``walk.max_nodes``, a shared one each time it is reached, and nesting
+    stops at :data:`MAX_DEPTH`: both refuse with an :class:`UploadError` before the walk gets expensive.
+    """
+    walk.nodes += 1
+    if walk.nodes > walk.max_nodes:
+        raise UploadError(
+            f"The file's object structure is too large: it holds more than {walk.max_nodes:,} values (tensors, "
+            "lists, dicts, numbers - a value shared by several lists counts every time). A model's weights need "
+            "far fewer: save them with torch.save(model.state_dict(), path) or as .safetensors."
+        )
     if isinstance(obj, torch.Tensor):
-        if len(out) + len(skipped) >= max_tensors:
-            raise UploadError(f"The file holds more than {max_tensors} tensors; the limit is {max_tensors}.")
+        if len(out) + len(skipped) >= walk.max_tensors:
+            raise UploadError(
+                f"The file holds more than {walk.max_tensors} tensors; the limit is {walk.max_tensors}."
+            )
         out[prefix or "tensor"] = obj
-    elif isinstance(obj, Mapping):
+        return
+    if isinstance(obj, (Mapping, list, tuple)) and depth >= MAX_DEPTH:
+        raise UploadError(
+            f"The file's objects are nested more than {MAX_DEPTH} levels deep (at {prefix or 'the top'}); a "
+            "model's weights are a flat dict of tensors. Save them with torch.save(model.state_dict(), path) or "
+            "as .safetensors."
+        )
+    if isinstance(obj, Mapping):
         for key, value in obj.items():
-            _flatten(value, f"{prefix}.{key}" if prefix else str(key), out, skipped, max_tensors)
+            _flatten(value, f"{prefix}.{key}" if prefix else str(key), out, skipped, walk, depth + 1)
     elif isinstance(obj, (list, tuple)):
         for i, value in enumerate(obj):
-            _flatten(value, f"{prefix}.{i}" if prefix else str(i), out, skipped, max_tensors)
+            _flatten(value, f"{prefix}.{i}" if prefix else str(i), out, skipped, walk, depth + 1)
     else:
         skipped.append((prefix or "(file)", f"not a tensor ({type(obj).__name__})"))
+
+
+def _logical_bytes(t: torch.Tensor) -> int:
+    """Bytes of the tensor's values as they would be read (``numel × element size``)."""
+    return int(t.numel()) * t.element_size()
 
 
 def _keep_reason(t: torch.Tensor) -> str | None:
@@ -299,6 +348,10 @@ def _keep_reason(t: torch.Tensor) -> str | None:
         return "already quantized tensor"
     if t.device.type == "meta":
         return "tensor without data (meta device)"
+    if _logical_bytes(t) > t.untyped_storage().nbytes():
+        # A stride-0 view (x.expand(...)) is legal and tiny on disk but would be read as its full size: a
+        # 1-value storage can declare 10 billion values.
+        return f"a view repeating {_size(t.untyped_storage().nbytes())} of stored values as {t.numel():,} values"
     if t.is_complex():
         return f"complex tensor ({str(t.dtype).removeprefix('torch.')})"
     if not t.is_floating_point():
@@ -319,6 +372,7 @@ def load_tensors(
     filename: str,
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_tensors: int = DEFAULT_MAX_TENSORS,
+    max_nodes: int = DEFAULT_MAX_NODES,
 ) -> UploadedTensors:
     """The floating-point tensors of an uploaded model file, read from its bytes without running any code.
 
@@ -327,6 +381,10 @@ def load_tensors(
     dict with the state_dict under ``"state_dict"``, ``"model_state_dict"`` or ``"model"``; nested dicts and
     lists are flattened with dotted names (``{"enc": {"w": t}}`` → ``"enc.w"``). Integer tensors and other values
     are skipped and listed in ``skipped``. Raises :class:`UploadError` with a plain-English message otherwise.
+
+    Nothing in a small file can make the loader do a lot of work: the object tree it walks is bounded by
+    ``max_nodes`` values and :data:`MAX_DEPTH` levels, a view may not read more values than it stores, and the
+    tensors' values may add up to at most :data:`MAX_VALUE_BYTES_PER_FILE_BYTE` times ``max_bytes``.
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"data must be bytes, got {type(data).__name__}")
@@ -357,7 +415,7 @@ def load_tensors(
 
     found: dict[str, torch.Tensor] = {}
     skipped: list[tuple[str, str]] = []
-    _flatten(raw, "", found, skipped, max_tensors)
+    _flatten(raw, "", found, skipped, _Walk(max_tensors, max_nodes))
     tensors: dict[str, torch.Tensor] = {}
     for key, t in found.items():
         reason = _keep_reason(t)
@@ -365,6 +423,14 @@ def load_tensors(
             tensors[key] = t.detach()
         else:
             skipped.append((key, reason))
+    total = sum(_logical_bytes(t) for t in tensors.values())
+    value_limit = MAX_VALUE_BYTES_PER_FILE_BYTE * max_bytes
+    if total > value_limit:
+        raise UploadError(
+            f'The tensors of "{name}" add up to {_size(total)} of values, more than a {_size(max_bytes)} file can '
+            f"hold ({_size(value_limit)} allowed, for tied weights stored once): many of them are views of the same "
+            "stored data. Save each weight once, e.g. with torch.save(model.state_dict(), path) or as .safetensors."
+        )
     if not tensors:
         what = f" (found: {', '.join(sorted({r for _, r in skipped}))})" if skipped else ""
         raise UploadError(f'"{name}" contains no floating-point tensors, so there is nothing to quantize{what}.')

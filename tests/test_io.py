@@ -301,3 +301,103 @@ def test_legacy_format_pickle_with_code_is_refused(marker):
 
 def test_upload_error_is_a_value_error():
     assert issubclass(UploadError, ValueError)
+
+
+# ------------------------------------------------------------------------- small files that ask for a lot of work
+
+
+def shared_list_bomb() -> bytes:
+    """7.6 kB that describe 10^9 leaves: a list shared 1000 times by a list shared 1000 times, beside a tensor."""
+    l1 = [0] * 1000
+    l2 = [l1] * 1000
+    l3 = [l2] * 1000
+    return torch_bytes({"w": torch.ones(3), "x": l3})
+
+
+def test_a_pickle_of_shared_lists_is_refused_after_a_bounded_walk(monkeypatch):
+    import quantlib.io as qio
+
+    visits = []
+    walk = qio._flatten
+
+    def counting(*args, **kwargs):
+        visits.append(1)
+        return walk(*args, **kwargs)
+
+    monkeypatch.setattr(qio, "_flatten", counting)
+    data = shared_list_bomb()
+    assert len(data) < 10_000
+    with pytest.raises(UploadError, match="object structure is too large") as err:
+        load_tensors(data, "bomb.pt")
+    assert "counts every time" in str(err.value) and "state_dict" in str(err.value)
+    # the walk stopped at the node limit instead of visiting a billion leaves
+    assert len(visits) <= qio.DEFAULT_MAX_NODES + 1
+
+
+def test_shared_references_count_each_time_they_are_reached():
+    row = [torch.zeros(1)] * 3
+    # dict, w, x, and per reference to row: the list and its 3 tensors -> 3 + 4 * copies nodes
+    with pytest.raises(UploadError, match="more than 11 values"):
+        load_tensors(torch_bytes({"w": torch.ones(2), "x": [row] * 3}), "m.pt", max_nodes=11)
+    assert len(load_tensors(torch_bytes({"w": torch.ones(2), "x": [row] * 2}), "m.pt", max_nodes=11)) == 7
+
+
+def test_nesting_deeper_than_the_limit_is_refused():
+    from quantlib.io import MAX_DEPTH
+
+    deep: object = [torch.ones(2)]
+    for _ in range(MAX_DEPTH + 5):
+        deep = [deep]
+    with pytest.raises(UploadError, match=f"nested more than {MAX_DEPTH} levels"):
+        load_tensors(torch_bytes({"w": torch.ones(2), "deep": deep}), "deep.pt")
+    shallow: object = {"w": torch.ones(2)}
+    for i in range(5):
+        shallow = {f"level{i}": shallow}
+    assert len(load_tensors(torch_bytes(shallow), "ok.pt")) == 1
+
+
+def test_a_state_dict_of_many_tensors_is_within_the_walk_limits():
+    many = {f"layer{i}.weight": torch.zeros(2) for i in range(3000)}
+    up = load_tensors(torch_bytes({"state_dict": many, "epoch": 3}), "many.pt")
+    assert len(up) == 3000
+
+
+def test_a_view_that_repeats_one_value_billions_of_times_is_skipped_unread():
+    # torch.save keeps an expanded view as it is: one stored float declared as 10^8 values (a small file).
+    data = torch_bytes({"w": torch.zeros(1).expand(10**8), "b": torch.ones(3)})
+    assert len(data) < 10_000
+    up = load_tensors(data, "views.pt")
+    assert list(up) == ["b"]
+    reason = dict(up.skipped)["w"]
+    assert "view repeating" in reason and "100,000,000 values" in reason
+    assert up.total_values == 3
+
+
+def test_many_views_of_the_same_data_are_refused_by_the_total_size():
+    shared = torch.randn(256, 256)  # 256 kB stored once
+    data = torch_bytes({f"t{i}": shared for i in range(64)})  # read as 64 x 256 kB = 16 MB of values
+    assert len(data) < 400_000
+    with pytest.raises(UploadError, match="views of the same") as err:
+        load_tensors(data, "views.pt", max_bytes=4 << 20)
+    assert "16.0 MB of values" in str(err.value)
+
+
+def test_tied_weights_stored_once_are_still_read():
+    emb = torch.randn(50, 8)
+    up = load_tensors(torch_bytes({"embed.weight": emb, "head.weight": emb}), "tied.pt")
+    assert set(up) == {"embed.weight", "head.weight"}
+    assert torch.equal(up["embed.weight"], up["head.weight"])
+
+
+@pytest.mark.parametrize(
+    ("shape", "offsets"),
+    [([2**32, 2**32], [0, 16]), ([2**62, 4], [0, 16]), ([10**9], [0, 16])],
+)
+def test_safetensors_declaring_a_huge_shape_over_few_bytes_is_refused(shape, offsets):
+    import json
+    import struct
+
+    header = json.dumps({"w": {"dtype": "F32", "shape": shape, "data_offsets": offsets}}).encode()
+    data = struct.pack("<Q", len(header)) + header + b"\0" * 16
+    with pytest.raises(UploadError, match="corrupt or truncated"):
+        load_tensors(data, "huge.safetensors")
