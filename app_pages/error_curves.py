@@ -64,8 +64,13 @@ def _section(kind: str) -> None:
     st.subheader("Weights" if kind == "weights" else "Input activations")
     with st.spinner("Sweeping bit widths 2-16…"):
         curves, current, points, reference, notes = _curves(kind)
-    st.plotly_chart(
-        figures.error_curves_figure(curves, current, controls.effective_bits, points, reference),
+    # Shared by everyone on these settings (a file's figures stay in its session: no key).
+    view_key = None if data.is_upload(controls.model) else (
+        f"{controls.model}|{controls.layer}|{kind}|{data.spec_key(controls.spec())}"
+    )
+    components.chart(
+        view_key and f"curves|{view_key}",
+        lambda: figures.error_curves_figure(curves, current, controls.effective_bits, points, reference),
         key=f"curves-{kind}",
         config={"displaylogo": False},
     )
@@ -89,8 +94,9 @@ def _section(kind: str) -> None:
     with st.spinner("Sweeping clip ratios…"):
         clip_df, picked = data.clip_curve(controls.model, controls.layer, kind, data.spec_key(spec))
     bits_label = f"{controls.effective_bits} bits ({spec.label()})"
-    st.plotly_chart(
-        figures.clip_figure(clip_df, picked, controls.calibration, bits_label),
+    components.chart(
+        view_key and f"clip|{view_key}",
+        lambda: figures.clip_figure(clip_df, picked, controls.calibration, bits_label),
         key=f"clip-{kind}",
         config={"displaylogo": False},
     )

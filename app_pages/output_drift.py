@@ -35,6 +35,8 @@ only_layer = state.page_toggle(
     "fragile ones.",
 )
 scope = "layer" if only_layer else "all"
+#: Everything the drift figures of this view depend on: they are built once per view for everyone.
+VIEW_KEY = "|".join([controls.model, scope, controls.layer, controls.target, data.spec_key(controls.spec())])
 what = {
     "weights": "weights",
     "activations": "input and output activations (static ranges calibrated on sample inputs)",
@@ -89,8 +91,10 @@ def _drift_histogram(res: dict) -> None:
         return
     logs = np.log10(np.maximum(per, positive.min()))
     counts, edges = np.histogram(logs, bins=40)
-    st.plotly_chart(
-        figures.counts_histogram(counts, edges, "Drift per example", "per-example MSE (log scale)", log_x=True),
+    components.chart(
+        f"drift-hist|{VIEW_KEY}",
+        lambda: figures.counts_histogram(counts, edges, "Drift per example", "per-example MSE (log scale)",
+                                         log_x=True),
         key="drift-hist",
         config={"displaylogo": False},
     )
@@ -103,8 +107,9 @@ def _cosine_histogram(res: dict) -> None:
     cos = np.asarray(cos, dtype=np.float64)
     lo = min(float(cos.min()), 0.999)
     counts, edges = np.histogram(cos, bins=40, range=(lo, 1.0))
-    st.plotly_chart(
-        figures.counts_histogram(
+    components.chart(
+        f"cosine-hist|{VIEW_KEY}",
+        lambda: figures.counts_histogram(
             counts, edges, "Cosine similarity to the float output, per example", "cosine similarity",
             color=figures.FLOAT_COLOR,
         ),
@@ -138,8 +143,9 @@ def _sweep(res: dict) -> None:
     if values is None:
         return
     label = f"current: {controls.format}" if fixed else f"current: {controls.bits} bits"
-    st.plotly_chart(
-        figures.metric_sweep_figure(
+    components.chart(
+        f"sweep|{VIEW_KEY}",
+        lambda: figures.metric_sweep_figure(
             bits, values, sm.float_metrics[sm.metric_name], sm.metric_name, controls.effective_bits,
             res["metrics"][sm.metric_name], label, sm.higher_is_better, title="",
         ),
@@ -159,8 +165,9 @@ with components.friendly_errors("quantize and run the model"):
     _metric_row(result)
     left, right = st.columns(2, gap="medium")
     with left:
-        st.plotly_chart(
-            figures.drift_scatter(result["scatter_float"], result["scatter_quant"], result["n_outputs"]),
+        components.chart(
+            f"scatter|{VIEW_KEY}",
+            lambda: figures.drift_scatter(result["scatter_float"], result["scatter_quant"], result["n_outputs"]),
             key="scatter",
             config={"displaylogo": False},
         )

@@ -76,8 +76,11 @@ def _section(kind: str, log_y: bool) -> None:
     if kind == "weights":
         for note in data.file_notes(controls.model, controls.layer, controls.spec()):
             st.caption(note)
-    st.plotly_chart(
-        figures.value_histogram(
+    # Figures are shared by everyone on these settings (a file's stay in its session: no key).
+    shared = None if data.is_upload(controls.model) else f"{controls.model}|{controls.layer}|{kind}|{key}|{log_y}"
+    components.chart(
+        shared and f"hist|{shared}",
+        lambda: figures.value_histogram(
             view["edges"], view["float_counts"], view["quant_counts"], view["grid"],
             (view["clip_lo"], view["clip_hi"]), log_y=log_y,
         ),
@@ -88,15 +91,18 @@ def _section(kind: str, log_y: bool) -> None:
     components.stats_panel(view, per_block=view["num_blocks"] > 1)
     left, right = st.columns([2, 3], gap="medium")
     with left:
-        st.plotly_chart(
-            figures.error_histogram(view["err_edges"], view["err_counts"], log_y=log_y),
+        components.chart(
+            shared and f"err|{shared}",
+            lambda: figures.error_histogram(view["err_edges"], view["err_counts"], log_y=log_y),
             key=f"err-{kind}",
             config={"displaylogo": False},
         )
     with right:
         blocks = view["blocks"]
-        st.plotly_chart(
-            figures.block_chart(blocks, blocks["unit"] if kind == "weights" else "feature", view["num_blocks"] == 1),
+        components.chart(
+            shared and f"blocks|{shared}",
+            lambda: figures.block_chart(blocks, blocks["unit"] if kind == "weights" else "feature",
+                                        view["num_blocks"] == 1),
             key=f"blocks-{kind}",
             config={"displaylogo": False},
         )

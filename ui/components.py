@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
+import plotly.graph_objects as go
 import streamlit as st
 
 from . import jobs
@@ -59,6 +61,30 @@ def friendly_errors(what: str) -> Iterator[None]:
             f"Could not {what}: {type(err).__name__}: {err}. Try another setting; the server log has details.",
             icon="🚫",
         )
+
+
+#: Figures kept for everybody (a few kB each): a class moving one slider back and forth revisits a few dozen.
+SHARED_FIGURES = 512
+
+
+@st.cache_resource(max_entries=SHARED_FIGURES, show_spinner=False)
+def _shared_figure(key: str, _build: Callable[[], go.Figure]) -> go.Figure:
+    """One figure per key for the whole server (``_build`` is not part of the cache key: ``key`` says it all)."""
+    return _build()
+
+
+def chart(figure_key: str | None, build: Callable[[], go.Figure], **plotly_chart: Any) -> Any:
+    """``st.plotly_chart(build(), **plotly_chart)``, with the figure built once per ``figure_key`` for everyone.
+
+    Building a Plotly figure validates every property of every trace: 10-30 ms per chart, under the GIL, on
+    every rerun of every session - most of what a slider move cost the server. The data behind a chart is
+    already cached by strings (model, layer, spec JSON); the figure drawn from it is cached here by the same
+    strings plus whatever else the builder reads (log scale, the current layer), and shared read-only:
+    ``st.plotly_chart`` only reads it (``to_dict`` copies). ``figure_key=None`` builds without caching - for a
+    session's own uploaded file, which must never reach a cache shared between sessions.
+    """
+    fig = build() if figure_key is None else _shared_figure(figure_key, build)
+    return st.plotly_chart(fig, **plotly_chart)
 
 
 def fmt(value: float | None, digits: int = 4) -> str:
