@@ -45,6 +45,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
@@ -273,6 +275,19 @@ class Stats:
     opens: list[Result] = field(default_factory=list)
     moves: list[Result] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # exceptions of the client itself (label not found, ...)
+    move_times: list[tuple[float, float]] = field(default_factory=list)  # (when it started, seconds)
+
+    def timeline(self, step: float = 5.0) -> list[tuple[float, int, float, float]]:
+        """Moves by when they started: (from s, count, p50, max) per ``step`` seconds after the first one."""
+        if not self.move_times:
+            return []
+        t0 = min(t for t, _ in self.move_times)
+        out = []
+        for lo in np.arange(0.0, max(t for t, _ in self.move_times) - t0 + step, step):
+            xs = sorted(d for t, d in self.move_times if lo <= t - t0 < lo + step)
+            if xs:
+                out.append((float(lo), len(xs), xs[len(xs) // 2], xs[-1]))
+        return out
 
     def failed(self) -> list[Result]:
         return [r for r in self.opens + self.moves if not r.ok]
@@ -303,8 +318,10 @@ async def participant(plan: Plan, link: str, delay: float, rng: random.Random, s
             for _ in range(plan.moves):
                 await asyncio.sleep(rng.uniform(*plan.think))
                 current = session.widget(BITS_LABEL).scalar
+                started = time.monotonic()
                 result = await session.set_widget(BITS_LABEL, rng.choice([b for b in MOVE_BITS if b != current]))
                 stats.moves.append(result)
+                stats.move_times.append((started, result.seconds))
                 if result.status != "finished":
                     return
         except (LookupError, ValueError) as exc:
@@ -490,7 +507,7 @@ def run_scenario(name: str, args: argparse.Namespace) -> Outcome:
             threads, ctx["chromium"] = start_chromium(args.chromium, base, links[0], plan, args.seed)
             with Sampler(pid, 1.0, soak_point) as ctx["sampler"]:
                 if name == "warm":
-                    groups = [await run_sliders(plan, links, users, 5.0, args.seed)]
+                    groups = [await run_sliders(plan, links, users, args.window, args.seed)]
                 elif name in ("stampede", "cold"):
                     groups = [await run_sliders(plan, (MINILM_LINK,), users, 5.0, args.seed)]
                 elif name == "mixed":
@@ -577,6 +594,10 @@ def report(o: Outcome) -> None:
             print(f"      ! {n} x {key}")
         for p in g.problems[:3]:
             print(f"      ! {p}")
+        line = g.timeline()
+        if len(line) > 1:  # when the moves were slow: during the arrival of the others, or all along
+            print("      moves by start time: " + "  ".join(f"{lo:.0f}s: {n}× p50 {p50:.2f} max {mx:.2f}"
+                                                        for lo, n, p50, mx in line[:8]))
     if o.chromium is not None and (o.chromium["open"] or o.chromium["problems"]):
         c = o.chromium
         print(f"  {'chromium':<13} {len(c['open']):>6} {trio(c['open']):>20} {len(c['move']):>6} {trio(c['move']):>22} "
@@ -632,6 +653,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds one run may take")
     parser.add_argument("--max-minutes", type=float, default=10.0, help="budget of one scenario (soak: minutes+3)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--window", type=float, default=5.0,
+                        help="seconds over which the warm scenario's participants arrive (default 5: all at once)")
     parser.add_argument("--streamlit-args", default="", help='extra server options, e.g. "--runner.postScriptGC false"')
     args = parser.parse_args(argv)
     if args.url:
