@@ -115,7 +115,12 @@ def test_the_job_worker_is_warmed_once_per_server_with_every_sample_model(monkey
         runner.wait(job, 120)
     ad.warm_workers()  # a second call submits nothing: the result is there
     assert runner.job("warm|load-models") is None
-    assert runner.result("warm|load-models") == ["tiny-linear", "digits-mlp"]
+    warm = runner.result("warm|load-models")
+    assert warm["models"] == ["tiny-linear", "digits-mlp"]
+    assert all(t > 0 for t in warm["probe_seconds"].values())
+    # Cost estimates read the worker's timing: nothing is timed in the server process.
+    monkeypatch.setattr(ad, "_probe_seconds_here", lambda model: (_ for _ in ()).throw(AssertionError(model)))
+    assert ad.probe_seconds("digits-mlp") == warm["probe_seconds"]["digits-mlp"]
 
 
 def test_a_full_queue_never_makes_the_warm_up_fail_a_page(monkeypatch) -> None:

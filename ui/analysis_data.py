@@ -125,8 +125,7 @@ def short_names(names: Sequence[str]) -> list[str]:
 # --- cost estimates ------------------------------------------------------------------------------------------
 
 
-@st.cache_resource(show_spinner="Timing one evaluation of the model…", max_entries=16)
-def probe_seconds(model: str) -> float:
+def measure_probe_seconds(model: str) -> float:
     """Seconds for one evaluation and one forward pass of the float model: the unit every sweep is made of."""
     sm = data.sample(model)
     best = math.inf
@@ -138,6 +137,23 @@ def probe_seconds(model: str) -> float:
         if best > 0.5:
             break  # a big model: one call is a good enough estimate, and a second would cost seconds
     return best
+
+
+@st.cache_resource(show_spinner="Timing one evaluation of the model…", max_entries=16)
+def _probe_seconds_here(model: str) -> float:
+    return measure_probe_seconds(model)
+
+
+def probe_seconds(model: str) -> float:
+    """:func:`measure_probe_seconds` of ``model``, as the job worker's warm-up measured it, else measured here.
+
+    The warm-up times every model in the worker, off the server's GIL: timing MiniLM in the server would hold
+    it for a second or two while a class is moving sliders.
+    """
+    warm = store().result(WARM_KEY)
+    if isinstance(warm, dict) and model in warm.get("probe_seconds", {}):
+        return float(warm["probe_seconds"][model])
+    return _probe_seconds_here(model)
 
 
 #: Before any sweep of a model finished: a probe costs about half an evaluation plus forward pass (the
@@ -309,13 +325,19 @@ def drift_sweep_key(model: str, scope: str, layer: str, target: str, spec: Quant
     return f"drift-sweep|{model}|{scope}|{layer}|{target}|{','.join(map(str, bits))}|{data.spec_key(spec.replace(bits=8))}"
 
 
-def load_models(names: Sequence[str], progress: Progress | None = None) -> list[str]:
-    """Load sample models in a job worker (the warm-up: a worker's first job then starts at once)."""
+#: The runner key of the worker warm-up (:func:`load_models`).
+WARM_KEY = "warm|load-models"
+
+
+def load_models(names: Sequence[str], progress: Progress | None = None) -> dict[str, Any]:
+    """Load sample models in a job worker and time one evaluation of each (the warm-up: a worker's first job
+    then starts at once, and cost estimates need no timing in the server)."""
+    timings = {}
     for i, name in enumerate(names):
         if progress is not None:
             progress(i, len(names), f"loading {name}")
-        data.sample(name)
-    return list(names)
+        timings[name] = measure_probe_seconds(name)
+    return {"models": list(names), "probe_seconds": timings}
 
 
 _warmed: set[int] = set()
@@ -329,7 +351,7 @@ def warm_workers() -> None:
         return
     _warmed.add(id(runner))
     try:
-        runner.submit("warm|load-models", load_models, (data.model_names(),),
+        runner.submit(WARM_KEY, load_models, (data.model_names(),),
                       label="Loading the sample models in the worker", estimate_s=15.0)
     except jobs.ServerBusy:
         pass
