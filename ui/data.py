@@ -13,6 +13,11 @@ Two caches, two rules:
 Results are pre-reduced here (counts, not values; a few thousand scatter points at most), so what travels to a
 browser stays small whatever the tensor size.
 
+**Budgets.** Every computation a link or an upload can start here is priced first by :mod:`quantlib.budget`
+(from shapes and the spec alone) and refused with its plain-words ``BudgetExceeded`` (a ``ValueError``, shown by
+``ui.components.friendly_errors``) when its settings would take more than the interactive budget - before any
+allocation, in well under 0.1 s. The refusal is not cached: it is as cheap to give again.
+
 **An uploaded file as a model.** The sidebar offers :data:`UPLOAD_MODEL` in a session that loaded a file on the
 "Your model" page: its tensors are the layers. Such a file belongs to that session alone, so it never reaches a
 shared cache: the functions that read a layer's tensor are declared with :func:`model_cache`, which uses
@@ -39,6 +44,7 @@ import sample_models
 from quantlib import (
     QuantReport,
     QuantSpec,
+    budget,
     calibrated_clip_ratio,
     clip_sweep,
     error_curve,
@@ -47,9 +53,11 @@ from quantlib import (
     summarize,
 )
 from quantlib.model import (
+    ACTIVATION_SAMPLE_VALUES,
     LayerInfo,
     activation_spec,
     capture_activations,
+    layer_spec,
     layer_weight,
     list_layers,
     model_size_bytes,
@@ -72,6 +80,8 @@ SWEEP_BITS: tuple[int, ...] = (2, 3, 4, 5, 6, 8, 12, 16)
 #: MSE / entropy calibration re-runs at every bit width; on tensors larger than this the error curves use an
 #: evenly spaced subset of rows so the page stays interactive.
 CURVE_MAX_VALUES = 1 << 18
+#: How a refused error curve is named in its message.
+CURVE_DOING = f"the error curve over {budget.CURVE_WIDTHS} bit widths"
 #: The sidebar's model entry (and URL value) for the file this session loaded on the "Your model" page.
 UPLOAD_MODEL = "your-file"
 
@@ -102,6 +112,27 @@ def spec_key(spec: QuantSpec) -> str:
 def spec_from_key(key: str) -> QuantSpec:
     """Inverse of :func:`spec_key`."""
     return QuantSpec(**json.loads(key))
+
+
+# --- budgets ------------------------------------------------------------------------------------------------
+
+
+def check_budget(
+    cost: Callable[[tuple[int, ...], QuantSpec], budget.Cost], x: torch.Tensor, spec: QuantSpec, doing: str = ""
+) -> None:
+    """Refuse, with ``quantlib.budget.BudgetExceeded`` in plain words, a computation priced by ``cost`` (e.g.
+    ``budget.view_cost``) on ``x`` at ``spec`` that is over the interactive budget. Reads only ``x.shape``.
+    ``doing`` names the computation when it is more than one calibration (``"the error curve over 15 bit
+    widths"``)."""
+    shape = tuple(int(d) for d in x.shape)
+    what = budget.describe(shape, spec)
+    budget.require(cost(shape, spec), cost(shape, budget.plain(spec)), shape, spec, f"{doing} ({what})" if doing else what)
+
+
+def check_view_budget(x: torch.Tensor, spec: QuantSpec) -> None:
+    """:func:`check_budget` for quantizing and summarizing one tensor (the explorer's view, the walkthrough's
+    error formula, a point on the curves chart)."""
+    check_budget(budget.view_cost, x, spec)
 
 
 # --- models and tensors (shared objects) ---------------------------------------------------------------------
@@ -151,7 +182,11 @@ def _file_tensor(layer: str, spec: QuantSpec) -> tuple[torch.Tensor, Any]:
     from . import upload
 
     t = session_upload().tensors[layer]
-    return t, upload.plan(layer, tuple(t.shape), spec)
+    p = upload.plan(layer, tuple(t.shape), spec)
+    # A file's tensor may be too big to look at even at the plainest setting: say so before anything is computed.
+    plain = budget.view_cost(p.shape, budget.plain(p.spec))
+    budget.require(plain, plain, p.shape, budget.plain(p.spec))  # refused only beyond MAX_BYTES / MAX_SECONDS
+    return t, p
 
 
 def model_cache(max_entries: int) -> Callable[[F], F]:
@@ -315,8 +350,9 @@ def reduce_view(x: torch.Tensor, spec: QuantSpec) -> tuple[dict[str, Any], Quant
     Pure and uncached, so session-private tensors (uploads) can use it without touching a shared cache. Returns
     the view (histogram counts of the float and dequantized values on shared bins, the grid of the block with
     the widest range, that block's clip range, the error histogram and ``quantlib.summarize``'s headline numbers)
-    and the report it came from.
+    and the report it came from. Refused (``BudgetExceeded``) up front when over the budget.
     """
+    check_view_budget(x, spec)
     rep = summarize(x, spec)
     xf = x.detach().reshape(-1).to(torch.float32)
     xh = rep.x_hat.reshape(-1).to(torch.float32)
@@ -418,6 +454,7 @@ def curve(model: str, layer: str, kind: str, key: str) -> tuple[pd.DataFrame, st
     spec = spec_for(model, layer, kind, spec_from_key(key))
     x = tensor_for(model, layer, kind, spec)
     sample_x, note = _curve_sample(x, spec)
+    check_budget(budget.curve_cost, sample_x, spec, CURVE_DOING)  # what is computed: the sample, at 15 widths
     return error_curve(sample_x, spec), note
 
 
@@ -425,7 +462,9 @@ def curve(model: str, layer: str, kind: str, key: str) -> tuple[pd.DataFrame, st
 def point(model: str, layer: str, kind: str, key: str) -> dict[str, float]:
     """MSE and SQNR of one spec on the whole tensor (fp8 / nf4 points on the curves chart)."""
     spec = spec_for(model, layer, kind, spec_from_key(key))
-    rep = summarize(tensor_for(model, layer, kind, spec), spec)
+    x = tensor_for(model, layer, kind, spec)
+    check_view_budget(x, spec)
+    rep = summarize(x, spec)
     return {"bits": spec.bits, "mse": rep.mse, "sqnr_db": rep.sqnr_db}
 
 
@@ -434,6 +473,7 @@ def clip_curve(model: str, layer: str, kind: str, key: str) -> tuple[pd.DataFram
     """MSE vs clip ratio at the key's bit width, and the ratio the key's calibration method picks."""
     spec = spec_for(model, layer, kind, spec_from_key(key))
     x = tensor_for(model, layer, kind, spec)
+    check_budget(budget.clip_curve_cost, x, spec, f"the error-vs-clipping curve over {budget.CLIP_SWEEP_RATIOS} ratios")
     return clip_sweep(x, spec), calibrated_clip_ratio(x, spec)
 
 
@@ -469,10 +509,49 @@ def weight_specs(model: str, layers_: list[str], spec: QuantSpec) -> tuple[dict[
     return out, notes
 
 
+def _weight_shape(info: LayerInfo, spec: QuantSpec) -> tuple[int, ...]:
+    """The shape ``quantlib.model`` quantizes a layer's weight in (conv kernels as rows for per-group)."""
+    if spec.granularity == "group" and len(info.shape) > 2:
+        return (info.shape[0], info.numel // info.shape[0])
+    return tuple(info.shape)
+
+
+def model_cost(model: str, wspecs: dict[str, QuantSpec], target: str, spec: QuantSpec) -> budget.Cost:
+    """Calibration and fake quant of every chosen layer, one after the other: the weights at their own spec, and
+    for activations one per-tensor range on the recorded sample (at most ``ACTIVATION_SAMPLE_VALUES`` values,
+    input and output) of each layer. Running the model costs the same whatever the settings, so it is left out."""
+    infos = {i.name: i for i in layers(model)}
+    steps = []
+    for name, s in wspecs.items():
+        info = infos[name]
+        if target in ("weights", "both"):
+            ls = layer_spec(s, info)
+            steps.append(budget.estimate(_weight_shape(info, ls), ls))
+        if target in ("activations", "both"):
+            steps.append(budget.estimate(ACTIVATION_SAMPLE_VALUES, activation_spec(spec)).times(2))
+    return budget.sequence(steps)
+
+
+def check_model_budget(model: str, wspecs: dict[str, QuantSpec], target: str, spec: QuantSpec) -> None:
+    """Refuse quantizing a whole model (output drift, its sweep, QAT's PTQ reference) whose settings would take
+    more than the interactive budget over quantizing it per-tensor with min-max: the sum over its layers."""
+    cost = model_cost(model, wspecs, target, spec)
+    plain = {name: budget.plain(s) for name, s in wspecs.items()}
+    baseline = model_cost(model, plain, target, budget.plain(spec))
+    n = len(wspecs)
+    values = sum(layer_info(model, name).numel for name in wspecs)
+    gran = {"tensor": "per-tensor", "channel": "per-channel", "group": "per-group"}[spec.granularity]
+    what = f"{gran} {spec.calibration} calibration of {n} {'layer' if n == 1 else 'layers'} ({values:,} weights)"
+    if target == "activations":
+        what = f"{spec.calibration} calibration of the activations of {n} {'layer' if n == 1 else 'layers'}"
+    budget.check(cost, baseline, what, spec)
+
+
 def build_quantized(model: str, layers_: list[str], target: str, spec: QuantSpec) -> tuple[torch.nn.Module, list[str]]:
     """A quantized *copy* of the sample model (weights, activations or both of ``layers_``)."""
     sm = sample(model)
     wspecs, notes = weight_specs(model, layers_, spec)
+    check_model_budget(model, wspecs, target, spec)
     if target == "weights":
         return quantize_weights(sm.model, wspecs), notes
     return (

@@ -462,6 +462,7 @@ def mse_terms(model: str, layer: str, kind: str, key: str) -> dict[str, Any]:
     """The MSE of one tensor written out: its first terms, N, the sum and the result (never the tensor)."""
     spec = data.spec_for(model, layer, kind, data.spec_from_key(key))
     x = data.tensor_for(model, layer, kind, spec)
+    data.check_view_budget(x, spec)  # refused up front, in plain words, when over the budget (quantlib.budget)
     x_hat = fake_quant(x, spec)
     xf = x.detach().reshape(-1).to(torch.float64)
     xh = x_hat.detach().reshape(-1).to(torch.float64)

@@ -29,7 +29,7 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from quantlib import QuantSpec, error_curve
+from quantlib import QuantSpec, budget, error_curve
 from quantlib.io import DEFAULT_MAX_TENSORS, UploadedTensors, UploadError, load_tensors
 from quantlib.model import LayerInfo, weight_storage
 from quantlib.spec import SCHEMES
@@ -379,6 +379,7 @@ def curve_cap(spec: QuantSpec) -> int:
 def curve(x: torch.Tensor, spec: QuantSpec) -> tuple[pd.DataFrame, str | None]:
     """``quantlib.error_curve`` over bits 2-16 at ``spec`` (its bit width ignored), on a subset of big tensors."""
     sub, note = curve_sample(x, spec, curve_cap(spec))
+    data.check_budget(budget.curve_cost, sub, spec, data.CURVE_DOING)  # refused up front when the subset is still too costly
     return error_curve(sub, spec), note
 
 
