@@ -309,3 +309,19 @@ def test_a_1d_tensor_of_12_million_values_per_channel_is_refused_plainly(no_sear
     assert max(summaries, default=0) < 12_000_000, "the 12M-value view was not computed"
     # what did run (error curves on a small evenly spread subset) searched far fewer values than the tensor holds
     assert max(no_search, default=0) <= 1 << 17
+
+
+# --- the size table of an upload -------------------------------------------------------------------------------------
+
+
+def test_storage_group_size_fallback_is_the_largest_divisor_without_counting_down():
+    from ui.upload import storage_spec
+
+    spec = QuantSpec(granularity="group", group_size=6)
+    for row in range(2, 120):
+        brute = [g for g in range(6, 1, -1) if row % g == 0]
+        s, _ = storage_spec((3, row), spec)
+        assert (s.granularity, s.group_size) == (("group", brute[0]) if brute else ("channel", 6)), row
+    # A long 1-D tensor offers group sizes of millions: another tensor's fallback comes from its divisors.
+    s, note = storage_spec((1000,), QuantSpec(granularity="group", group_size=6_000_000))
+    assert s.group_size == 1000 and note == "rows of 1,000: groups of 1000"

@@ -427,9 +427,11 @@ def storage_spec(shape: tuple[int, ...], spec: QuantSpec) -> tuple[QuantSpec, st
     row = row_length(shape)
     if row % spec.group_size == 0:
         return spec, None
-    fits = [g for g in range(spec.group_size, 1, -1) if row % g == 0]
+    # The largest divisor of the row up to the group size, from the row's divisors (O(sqrt(row))): counting
+    # down from a group size of millions (a link can offer one for a long 1-D tensor) would take seconds per tensor.
+    fits = [d for d in divisors(row) if d <= spec.group_size]
     if fits:
-        return spec.replace(group_size=fits[0]), f"rows of {row:,}: groups of {fits[0]}"
+        return spec.replace(group_size=fits[-1]), f"rows of {row:,}: groups of {fits[-1]}"
     return spec.replace(granularity="channel", axis=0), f"rows of {row:,}: per-channel"
 
 
