@@ -21,8 +21,9 @@ predicts peak memory and CPU time from the tensor's shape and the spec alone (no
   a row.
 
 Worked example: 8-bit symmetric entropy per-group(64) on MiniLM's word embeddings, ``N = 11,720,448``,
-``R = 183,132``, ``bins = 512``, ``n = 128``, ``C = 129``: ``R · C · (n + 1) = 3.0e9`` cells at ~28 ns is
-~85 s of CPU, over the 2 s budget, so it is refused in well under a millisecond.
+``R = 183,132``, ``bins = 512``, ``n = 128``, ``C = 129``: ``R · C · (n + 1) = 3.05e9`` cells at 35 ns plus
+``R · bins = 9.4e7`` bins at 75 ns is ~117 s of CPU (forced through anyway it took 104 s and ~180 MB, where the
+unchunked code took 6.6 GB), over the budget, so it is refused in well under a millisecond.
 
 **The budget.** A request may cost what looking at the same values plainly costs (per-tensor min-max, the
 cheapest view: the baseline a page needs to show the tensor at all), plus :data:`INTERACTIVE_BYTES` and
