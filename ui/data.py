@@ -66,6 +66,8 @@ from quantlib.model import (
     quantize_weights,
 )
 
+from . import text
+
 #: Bars of the value histograms; fine enough to show 4-bit spikes, small enough to ship.
 HIST_BINS = 120
 ERROR_BINS = 60
@@ -231,7 +233,7 @@ def layer_info(model: str, layer: str) -> LayerInfo:
     for info in layers(model):
         if info.name == layer:
             return info
-    raise ValueError(f"{model} has no layer named {layer!r}")
+    raise ValueError(f"{model} has no layer named {text.code_span(text.shorten(layer, 80))}")
 
 
 @st.cache_resource(max_entries=8, show_spinner="Running the calibration inputs through the model…")
@@ -504,7 +506,7 @@ def weight_specs(model: str, layers_: list[str], spec: QuantSpec) -> tuple[dict[
                 fits = [g for g in range(spec.group_size, 1, -1) if row % g == 0]
                 s = spec.replace(group_size=fits[0]) if fits else spec.replace(granularity="channel")
                 what = f"group size {fits[0]}" if fits else "per-channel"
-                notes.append(f"{info.name or 'root'}: rows of {row} values, {what} instead")
+                notes.append(f"{text.code_span(info.name or 'root')}: rows of {row} values, {what} instead")
         out[info.name] = s
     return out, notes
 

@@ -36,6 +36,7 @@ from quantlib.spec import SCHEMES
 
 from . import data
 from .data import curve_label, spec_key
+from .text import code_span
 
 _LOG = logging.getLogger("quantization_explorer")
 T = TypeVar("T")
@@ -256,7 +257,7 @@ def _dims(shape: tuple[int, ...]) -> str:
 def group_mismatch(name: str, shape: tuple[int, ...], group_size: int, offered: Sequence[int] | None = None) -> str:
     """Why groups of ``group_size`` do not fit tensor ``name``, and what would (plain words for the page)."""
     row = row_length(shape)
-    rows_of = f"each row of `{name}` has {row:,} values" + (
+    rows_of = f"each row of {code_span(name)} has {row:,} values" + (
         f" ({_dims(shape[1:])} flattened)" if len(shape) > 2 else ""
     )
     text = (
@@ -302,7 +303,7 @@ def plan(name: str, shape: tuple[int, ...], spec: QuantSpec, offered: Sequence[i
                 spec.replace(axis=0),
                 shape,
                 (
-                    f"`{name}` is 1-D, so per-channel gives each of its {shape[0]:,} values its own scale: every "
+                    f"{code_span(name)} is 1-D, so per-channel gives each of its {shape[0]:,} values its own scale: every "
                     "value is stored almost exactly, and the scales take more room than the values. Allowed, but "
                     "degenerate - biases and norms are normally quantized per-tensor or kept in float.",
                 ),
