@@ -56,6 +56,7 @@ from browser_support import (  # noqa: E402 - after the path tweak above
     browser_missing,
     free_port,
     launch_browser,
+    stop_process,
     wait_charts,
     wait_idle,
 )
@@ -99,19 +100,13 @@ class AppServer:
         cmd = [sys.executable, "-m", "streamlit", "run", self.script, "--server.port", str(self.port),
                "--server.address", "127.0.0.1", "--server.headless", "true", *self.extra_args]
         with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, "QE_TIMING": "1", "QE_WARM": self.warm}, stdout=log,
-                                         stderr=subprocess.STDOUT)
+            env = {**os.environ, "QE_TIMING": "1", "QE_WARM": self.warm}
+            self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
         wait_healthy(self.url, self.timeout, self.proc)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        stop_process(self.proc, grace=15)
         if not self.keep_log:
             with contextlib.suppress(OSError):
                 self.log_path.unlink()

@@ -57,6 +57,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def stop_process(proc: subprocess.Popen | None, grace: float = 10.0) -> None:
+    """Terminate ``proc`` (if it still runs), give it ``grace`` seconds to stop, then kill it."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
 class StreamlitServer:
     """``streamlit run app.py`` (in ``app_dir``, the repo by default) on a free port of 127.0.0.1."""
 
@@ -102,13 +114,7 @@ class StreamlitServer:
         return text if tail is None else text[-tail:]
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        stop_process(self.proc)
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
