@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 import ui.text
 from ui.text import WORD_JOINER, code_span, escape_markdown, shorten, visible
 
-markdown_it = pytest.importorskip("markdown_it", reason="markdown-it-py (a dependency of rich) is the reference parser")
+markdown_it = pytest.importorskip("markdown_it", reason="markdown-it-py (requirements-dev.txt) is the reference parser")
 
 #: The hostile strings of the sweep: a link, an image, a heading, HTML, emphasis, LaTeX, directives, shortcodes.
 HOSTILE = [
