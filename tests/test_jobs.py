@@ -90,6 +90,7 @@ def test_a_worker_that_dies_fails_its_job_in_plain_words_and_the_next_job_runs(r
     assert "stopped unexpectedly" in str(dead.error) and "the crash test" in str(dead.error)
     after = runner.wait(runner.submit("after", jf.pid), 120)
     assert isinstance(after.result, int) and runner.restarts == 1
+    assert not runner._pools, "finished jobs keep no reference to their pool (a rebuilt one can go)"
 
 
 def test_a_job_over_the_memory_limit_fails_with_a_plain_message():

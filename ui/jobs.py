@@ -127,6 +127,7 @@ class Job:
     stop_requested: bool = False
     attempts: int = 0
     pid: int | None = None
+    keep: Callable[[Any], bool] | None = field(default=None, repr=False)  # which results go to the shared LRU
     event: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -322,8 +323,9 @@ class JobRunner:
         self._dispatcher: threading.Thread | None = None
         self._wake = threading.Event()
         self._pools: dict[int, ProcessPoolExecutor] = {}  # job id -> the pool it runs in
-        self._broken: dict[int, set[int]] = {}  # id(pool) -> jobs that were running when it broke
-        self._killed: dict[int, int] = {}  # id(pool) -> the job killed there for its time
+        self._generations = itertools.count(1)  # a pool's number: never reused, unlike id()
+        self._broken: dict[int, set[int]] = {}  # pool number -> jobs that were running when it broke
+        self._killed: dict[int, int] = {}  # pool number -> the job killed there for its time
         self._closed = False
         self.restarts = 0
 
@@ -406,8 +408,7 @@ class JobRunner:
                     f"{len(self._pending) + len(self._running)} long computations are already running or "
                     "waiting on this server; try again in a minute (finished results are shared with everybody)"
                 )
-            job = Job(key, label or key, estimate_s, owner, id=next(self._ids))
-            job.keep = keep  # type: ignore[attr-defined]
+            job = Job(key, label or key, estimate_s, owner, id=next(self._ids), keep=keep)
             self._jobs[key] = job
             self._by_id[job.id] = job
             self._pending.append((job, fn, tuple(args), dict(kwargs or {})))
@@ -477,13 +478,14 @@ class JobRunner:
                 self._listener.start()
             if self.in_process:
                 self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="qe-job")
-                return self._pool
-            self._pool = ProcessPoolExecutor(
-                max_workers=self.workers,
-                mp_context=self._ctx,
-                initializer=_init_worker,
-                initargs=(self._queue, self._flags, self.threads, self.memory_bytes),
-            )
+            else:
+                self._pool = ProcessPoolExecutor(
+                    max_workers=self.workers,
+                    mp_context=self._ctx,
+                    initializer=_init_worker,
+                    initargs=(self._queue, self._flags, self.threads, self.memory_bytes),
+                )
+            self._pool.qe_generation = next(self._generations)  # type: ignore[attr-defined]
         return self._pool
 
     def _free_slot(self) -> int:
@@ -556,6 +558,7 @@ class JobRunner:
     def _on_done(self, job: Job, future: Future, pool: ProcessPoolExecutor) -> None:
         with self._lock:
             entry = self._running.pop(job.id, None)
+            self._pools.pop(job.id, None)
             if entry is None:  # already ended (killed for its time and reported)
                 self._dispatch()
                 return
@@ -575,14 +578,14 @@ class JobRunner:
         already; the others that shared the pool with it, or with an unknown culprit, get one more try. A job
         that was alone on the pool is the culprit (most likely out of memory) and fails with a plain message.
         """
-        victims = self._broken.get(id(pool))
+        generation = pool.qe_generation  # type: ignore[attr-defined]
+        victims = self._broken.get(generation)
         if victims is None:
             victims = {job.id} | {j.id for j, *_r in self._running.values() if self._pools.get(j.id) is pool}
-            self._broken[id(pool)] = victims
+            self._broken[generation] = victims
             if self._pool is pool:
                 self._rebuild()
-        self._pools.pop(job.id, None)
-        innocent = self._killed.get(id(pool)) not in (None, job.id) or len(victims) > 1
+        innocent = self._killed.get(generation) not in (None, job.id) or len(victims) > 1
         if job.stop_requested:
             self._end(job, error=JobStopped("stopped on request"))
         elif innocent and job.attempts < 2:
@@ -603,8 +606,7 @@ class JobRunner:
                 _LOG.warning("job %s failed: %r", job.label, error)
         else:
             job.result = result
-            keep = getattr(job, "keep", None)
-            if keep is None or keep(result):
+            if job.keep is None or job.keep(result):
                 self._results[job.key] = Finished(result, time.time(), now - (job.started or job.submitted))
                 self._results.move_to_end(job.key)
                 while len(self._results) > self.max_results:
@@ -641,9 +643,9 @@ class JobRunner:
             late = [e for e in self._running.values()
                     if e[0].started is not None and now - e[0].started > self.max_seconds]
             for job, *_rest in late:
-                pool = self._pools.pop(job.id, None)
+                pool = self._pools.get(job.id)
                 if pool is not None:
-                    self._killed[id(pool)] = job.id
+                    self._killed[pool.qe_generation] = job.id
                 del self._running[job.id]
                 self._end(job, error=JobFailed(
                     f"{job.label} took longer than {self.max_seconds:.0f} s, the most a background job may run on "
