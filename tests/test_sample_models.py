@@ -321,16 +321,25 @@ def test_building_does_not_consume_the_global_rng() -> None:
     assert torch.equal(torch.random.get_rng_state(), state)
 
 
-def test_retraining_digits_mlp_reproduces_the_shipped_weights_bit_for_bit() -> None:
-    # Bit-identity holds on the same kind of CPU and torch version as the shipped file was trained with.
+def test_retraining_digits_mlp_is_repeatable_bit_for_bit_and_matches_the_shipped_weights() -> None:
+    # Run to run on one machine, training is bit-for-bit the same (one thread, deterministic algorithms, seeded).
+    # Against the shipped file, trained on another kind of CPU, only float32 rounding may differ: vectorised
+    # kernels sum in another order on another CPU (an AMD EPYC here differs from the shipped weights by at most
+    # 1.7e-5 relative), and nothing that rounding changes may show in the task metric.
     from safetensors.torch import load_file
 
     threads, rng = torch.get_num_threads(), torch.random.get_rng_state()
     retrained = train.train_digits("digits-mlp")
+    again = train.train_digits("digits-mlp")
     shipped = load_file(digits.weights_path("digits-mlp"))
-    assert retrained.keys() == shipped.keys()
+    assert retrained.keys() == shipped.keys() == again.keys()
     for key in shipped:
-        assert torch.equal(retrained[key], shipped[key]), key
+        assert torch.equal(retrained[key], again[key]), key
+        torch.testing.assert_close(retrained[key], shipped[key], rtol=1e-4, atol=1e-5, msg=key)
+    sm = sample_models.load("digits-mlp")
+    model = copy.deepcopy(sm.model)
+    model.load_state_dict(retrained)
+    assert abs(sm.evaluate(model)["accuracy"] - sm.float_metrics["accuracy"]) <= 1 / 539  # at most one example
     # train() restores the process-wide settings it changes.
     assert torch.get_num_threads() == threads
     assert torch.equal(torch.random.get_rng_state(), rng)
