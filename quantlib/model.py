@@ -107,17 +107,33 @@ def layer_spec(spec: QuantSpec, info: LayerInfo) -> QuantSpec:
     return spec
 
 
-def quantize_weight_tensor(weight: torch.Tensor, spec: QuantSpec, info: LayerInfo) -> torch.Tensor:
-    """Fake-quantize one layer's weight with ``spec`` adapted to the layer.
+def weight_view_shape(shape: tuple[int, ...], spec: QuantSpec) -> tuple[int, ...]:
+    """The shape a weight of ``shape`` is quantized in under ``spec``.
 
     Per-group on a conv weight groups along its flattened input dimension ``(in * kh * kw)``, as GPTQ-style
-    tools do; the weight is viewed as ``(out, -1)`` for that and reshaped back.
+    tools do, so the weight is seen as ``(out, -1)``; every other case keeps its shape.
+
+    >>> weight_view_shape((16, 3, 3, 3), QuantSpec(bits=4, granularity="group", group_size=9))
+    (16, 27)
+    >>> weight_view_shape((16, 3, 3, 3), QuantSpec(bits=4, granularity="channel"))
+    (16, 3, 3, 3)
     """
+    shape = tuple(int(d) for d in shape)
+    if spec.granularity == "group" and len(shape) > 2:
+        return (shape[0], math.prod(shape[1:]))
+    return shape
+
+
+def weight_view(weight: torch.Tensor, spec: QuantSpec) -> torch.Tensor:
+    """``weight`` reshaped to :func:`weight_view_shape` (a view, no copy)."""
+    return weight.reshape(weight_view_shape(tuple(weight.shape), spec))
+
+
+def quantize_weight_tensor(weight: torch.Tensor, spec: QuantSpec, info: LayerInfo) -> torch.Tensor:
+    """Fake-quantize one layer's weight with ``spec`` adapted to the layer, in :func:`weight_view_shape`."""
     spec = layer_spec(spec, info)
     try:
-        if spec.granularity == "group" and weight.dim() > 2:
-            return fake_quant(weight.reshape(weight.shape[0], -1), spec).reshape(weight.shape)
-        return fake_quant(weight, spec)
+        return fake_quant(weight_view(weight, spec), spec).reshape(weight.shape)
     except ValueError as err:
         raise ValueError(f"layer {info.name!r}: {err}") from None
 

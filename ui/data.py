@@ -64,6 +64,8 @@ from quantlib.model import (
     output_drift,
     quantize_model,
     quantize_weights,
+    weight_view,
+    weight_view_shape,
 )
 
 from . import text
@@ -284,10 +286,7 @@ def tensor_for(model: str, layer: str, kind: str, spec: QuantSpec) -> torch.Tens
             raise ValueError("an uploaded file holds weights only: it has no activations")
         return upload.analysed_tensor(*_file_tensor(layer, spec))
     if kind == "weights":
-        w = layer_weight(sample(model).model, layer)
-        if spec.granularity == "group" and w.dim() > 2:
-            w = w.reshape(w.shape[0], -1)
-        return w
+        return weight_view(layer_weight(sample(model).model, layer), spec)
     act = _activations(model, layer)
     if not act.is_floating_point():
         raise ValueError(
@@ -511,13 +510,6 @@ def weight_specs(model: str, layers_: list[str], spec: QuantSpec) -> tuple[dict[
     return out, notes
 
 
-def _weight_shape(info: LayerInfo, spec: QuantSpec) -> tuple[int, ...]:
-    """The shape ``quantlib.model`` quantizes a layer's weight in (conv kernels as rows for per-group)."""
-    if spec.granularity == "group" and len(info.shape) > 2:
-        return (info.shape[0], info.numel // info.shape[0])
-    return tuple(info.shape)
-
-
 def model_cost(model: str, wspecs: dict[str, QuantSpec], target: str, spec: QuantSpec) -> budget.Cost:
     """Calibration and fake quant of every chosen layer, one after the other: the weights at their own spec, and
     for activations one per-tensor range on the recorded sample (at most ``ACTIVATION_SAMPLE_VALUES`` values,
@@ -528,7 +520,7 @@ def model_cost(model: str, wspecs: dict[str, QuantSpec], target: str, spec: Quan
         info = infos[name]
         if target in ("weights", "both"):
             ls = layer_spec(s, info)
-            steps.append(budget.estimate(_weight_shape(info, ls), ls))
+            steps.append(budget.estimate(weight_view_shape(info.shape, ls), ls))
         if target in ("activations", "both"):
             steps.append(budget.estimate(ACTIVATION_SAMPLE_VALUES, activation_spec(spec)).times(2))
     return budget.sequence(steps)

@@ -32,7 +32,7 @@ import streamlit as st
 import torch
 
 from quantlib import QuantSpec, fake_quant, quantize
-from quantlib.model import LayerInfo, call, layer_spec, layer_weight
+from quantlib.model import LayerInfo, call, layer_spec, layer_weight, weight_view
 from quantlib.qat import QATProgress, prepare_qat, qat_layers, train_qat
 from quantlib.walkthrough import ValueTrace, integer_linear, mse_formula, rule_of_thumb_sqnr
 
@@ -262,9 +262,7 @@ def _weight_specs(settings: RunSettings) -> tuple[dict[str, QuantSpec] | None, Q
 def _codes_view(w: torch.Tensor, spec: QuantSpec, info: LayerInfo) -> torch.Tensor:
     """Integer codes of one weight as ``quantlib.model`` quantizes it (per-group conv weights as ``(out, -1)``)."""
     spec = layer_spec(spec, info)
-    if spec.granularity == "group" and w.dim() > 2:
-        w = w.reshape(w.shape[0], -1)
-    return quantize(w.detach(), spec).q
+    return quantize(weight_view(w.detach(), spec), spec).q
 
 
 def layer_codes(
