@@ -253,9 +253,13 @@ def plain(spec: QuantSpec) -> QuantSpec:
 
 
 def human_bytes(n: float) -> str:
-    """``300 MB``, ``24 GB`` (decimal units, as people read them)."""
+    """``300 MB``, ``24 GB`` (decimal units, as people read them); the app's one spelling of a size.
+
+    >>> human_bytes(512), human_bytes(9400), human_bytes(2.4e10)
+    ('512 B', '9.4 kB', '24 GB')
+    """
     for unit in ("B", "kB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
+        if abs(n) < 1000 or unit == "TB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.3g} {unit}"
         n /= 1000
     return f"{n:.3g} TB"

@@ -10,6 +10,8 @@ from typing import Any
 import plotly.graph_objects as go
 import streamlit as st
 
+from quantlib.budget import human_bytes  # noqa: F401 - the pages' sizes are spelled as the budget's messages
+
 from . import jobs
 
 _LOG = logging.getLogger("quantization_explorer")
@@ -96,15 +98,6 @@ def fmt(value: float | None, digits: int = 4) -> str:
     if value in (float("inf"), float("-inf")):
         return "∞" if value > 0 else "−∞"
     return f"{value:.{digits}g}"
-
-
-def human_bytes(n: float) -> str:
-    """``9.4 kB``, ``87.3 MB``: sizes in decimal units, as a person reads them."""
-    for unit in ("B", "kB", "MB", "GB"):
-        if abs(n) < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.3g} {unit}"
-        n /= 1000
-    return f"{n:.3g} GB"
 
 
 def stats_panel(view: dict, per_block: bool) -> None:
