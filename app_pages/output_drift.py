@@ -6,7 +6,7 @@ import numpy as np
 import streamlit as st
 
 from ui import analysis_data as ad
-from ui import components, data, figures, jobs, state
+from ui import components, data, figures, job_views, jobs, state
 
 #: Sweeps estimated to take longer than this wait for a click (MiniLM, recsys); quicker ones just run.
 AUTO_SWEEP_SECONDS = 8.0
@@ -130,7 +130,7 @@ def _sweep(res: dict) -> None:
     bits = list(data.SWEEP_BITS)
     estimate = res["seconds"] * len(bits)
     st.subheader("Task metric vs bit width")
-    values = ad.obtain(
+    values = job_views.obtain(
         ad.drift_sweep_key(controls.model, scope, controls.layer, controls.target, sweep_spec, bits),
         ad.compute_drift_sweep,
         (controls.model, scope, controls.layer, controls.target, sweep_spec, bits),

@@ -12,7 +12,7 @@ from quantlib import QuantSpec
 from quantlib.sensitivity import sensitivity_matrix
 from ui import analysis_data as ad
 from ui import analysis_figures as af
-from ui import components, data, jobs, state
+from ui import components, data, job_views, jobs, state
 
 VIEW_ONLY = "Quantize one layer"
 VIEW_KEEP = "Keep one layer in float"
@@ -101,12 +101,12 @@ def _sensitivity_table(mode: str) -> pd.DataFrame | None:
     """The one-pass table of ``mode`` at the current settings (from a finished sweep when it has these bits)."""
     if mode == "only":
         sweep_spec, _ = ad.integer_spec(spec)
-        sweep = ad.store().result(ad.sweep_key(controls.model, sweep_spec))
+        sweep = jobs.runner().result(ad.sweep_key(controls.model, sweep_spec))
         if spec.is_integer_grid and sweep is not None and spec.bits in set(sweep["bits"]):
             return sweep[sweep["bits"] == spec.bits].reset_index(drop=True)
     key = ad.sensitivity_key(controls.model, spec, mode)
     label = "Quantizing one layer at a time" if mode == "only" else "Quantizing all layers but one, for each layer"
-    return ad.obtain(
+    return job_views.obtain(
         key,
         ad.compute_sensitivity,
         (controls.model, spec, mode),
@@ -185,7 +185,7 @@ def _sweep(place: str) -> tuple[pd.DataFrame | None, QuantSpec]:
     if note and place == "heatmap":
         st.caption(f"Note: {note}.")
     bits = ", ".join(map(str, ad.SWEEP_BITS))
-    table = ad.obtain(
+    table = job_views.obtain(
         ad.sweep_key(controls.model, sweep_spec),
         ad.compute_sweep,
         (controls.model, sweep_spec, ad.SWEEP_BITS),
@@ -228,7 +228,7 @@ def _heatmap_view() -> None:
 
 def _provenance(key: str) -> str:
     """`` Computed in 19 s at 14:02:10 on this server, shared with everyone.`` (empty for a quick result)."""
-    note = ad.computed_note(key, min_seconds=ad.AUTO_RUN_SECONDS)
+    note = job_views.computed_note(key, min_seconds=job_views.AUTO_RUN_SECONDS)
     return f" {note[0].upper()}{note[1:]} on this server, shared with everyone." if note else ""
 
 
@@ -256,7 +256,7 @@ def _mixed_precision() -> None:
     )
     sweep_spec, _ = ad.integer_spec(spec)
     key = ad.sweep_key(controls.model, sweep_spec)
-    if view == VIEW_HEATMAP and ad.store().result(key) is None and ad.store().job(key) is None:
+    if view == VIEW_HEATMAP and jobs.runner().result(key) is None and jobs.runner().job(key) is None:
         st.caption("The search needs the bit-width sweep: run it with the button above.")
         return
     sweep, sweep_spec = _sweep("mixed")
@@ -275,7 +275,7 @@ def _mixed_precision() -> None:
             "4 = as small as uniform int4, but spent where it matters.",
         )
     )
-    choice = ad.obtain(
+    choice = job_views.obtain(
         ad.choice_key(controls.model, sweep_spec, budget),
         ad.compute_choice,
         (controls.model, sweep_spec, sweep, budget),
@@ -301,7 +301,7 @@ def _mixed_precision() -> None:
             config={"displaylogo": False},
         )
     with right:
-        front = ad.obtain(
+        front = job_views.obtain(
             ad.pareto_key(controls.model, sweep_spec),
             ad.compute_pareto,
             (controls.model, sweep_spec, sweep),

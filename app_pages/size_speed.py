@@ -10,7 +10,7 @@ import streamlit as st
 
 from ui import analysis_data as ad
 from ui import analysis_figures as af
-from ui import components, data, jobs, state, upload_views
+from ui import components, data, job_views, jobs, state, upload_views
 
 controls = state.current()
 #: An uploaded file (weights only): its size is counted tensor by tensor; nothing can be timed.
@@ -152,7 +152,7 @@ def _speed_rows(res: dict) -> list[dict]:
 
 
 def _when(key: str) -> str:
-    hit = ad.store().finished(key)
+    hit = jobs.runner().finished(key)
     if hit is None:
         return ""
     ago = time.time() - hit.at
@@ -218,23 +218,23 @@ def _speed_result(res: dict, key: str, title: str) -> None:
 
 def _measure(todo: list[tuple[str, Callable, tuple, str, Callable[[], float]]]) -> None:
     """Measure again what is older than a minute (a click from 40 browsers measures once)."""
-    js = ad.store()
-    jobs = []
+    js = jobs.runner()
+    started = []
     for key, fn, args, what, estimate in todo:
         hit = js.finished(key)
         if hit is not None and time.time() - hit.at < ad.REMEASURE_AFTER_S:
             continue
         js.forget(key)
-        jobs.append((js.submit(key, fn, args, label=what.rstrip("…"), estimate_s=estimate()), what))
-    for job, what in jobs:
-        ad.wait(job, what)
+        started.append((js.submit(key, fn, args, label=what.rstrip("…"), estimate_s=estimate()), what))
+    for job, what in started:
+        job_views.wait(job, what)
 
 
 def _speed_section() -> None:
     st.subheader("Speed: float32 vs int8 on this server's CPU")
     _what_runs_where()
     key = ad.speed_key(controls.model)
-    js = ad.store()
+    js = jobs.runner()
     last = js.finished(key)
     todo = [
         (key, ad.compute_speed, (controls.model,), f"Timing {sm.title}: float, int8, fake quant…",
@@ -243,13 +243,13 @@ def _speed_section() -> None:
     ]
     # The first time, no estimate on the label: estimating means timing the model (seconds for MiniLM), which
     # only a click should cost. The progress bar shows it once measuring.
-    label = f"⏱️ Measure again (took {ad.seconds_text(last.seconds)})" if last else "⏱️ Measure on this server now"
+    label = f"⏱️ Measure again (took {job_views.seconds_text(last.seconds)})" if last else "⏱️ Measure on this server now"
     if st.button(label, key="measure", type="secondary" if last else "primary"):
         _measure(todo)
     for k, _, _, what, _ in todo:  # a measurement someone else started: show its progress
         job = js.job(k)
         if job is not None:
-            ad.wait(job, what)
+            job_views.wait(job, what)
     res = js.result(key)
     if res is None:
         st.caption(

@@ -30,6 +30,7 @@ from quantlib.model import model_size_bytes
 from ui import analysis_data as ad
 from ui import analysis_figures as af
 from ui import data as ui_data
+from ui import job_views, jobs
 from ui.components import human_bytes
 
 REPO = Path(__file__).resolve().parents[1]
@@ -159,7 +160,7 @@ def test_minilm_offers_a_button_and_starts_no_sweep_by_itself():
     assert any(label.startswith("Run the bit-width sweep") for label in labels), labels
     assert "about" in texts(at, "caption"), "the button says what it costs"
     spec = sidebar_spec(at)
-    store = ad.store()
+    store = jobs.runner()
     for key in (ad.sensitivity_key("minilm", spec, "only"), ad.sweep_key("minilm", spec)):
         assert store.job(key) is None, "nothing was started without a click"
     assert not chart_specs(at)
@@ -173,9 +174,9 @@ def test_small_models_show_the_sorted_bar_chart_at_once(model):
     assert "most fragile on top" in bars["layout"]["title"]["text"]
     assert "int3" in bars["layout"]["title"]["text"], "at the sidebar's settings"
     spec = sidebar_spec(at)
-    table = ad.store().result(ad.sensitivity_key(model, spec, "only"))
+    table = jobs.runner().result(ad.sensitivity_key(model, spec, "only"))
     if table is None:  # served from a finished bit-width sweep of the same settings
-        sweep = ad.store().result(ad.sweep_key(model, spec))
+        sweep = jobs.runner().result(ad.sweep_key(model, spec))
         table = sweep[sweep["bits"] == 3]
     assert list(table["layer"].map(lambda n: n or "root")) == bars["data"][0]["customdata"]
     drops = table["metric_drop"].to_numpy()
@@ -213,7 +214,7 @@ def test_the_keep_one_layer_in_float_view_ranks_what_each_layer_wins_back():
 def test_a_slow_sweep_runs_on_a_click_and_a_shared_link_then_shows_it_without_one(monkeypatch):
     # Whether the recsys sweep counts as slow depends on this machine's speed and on the per-probe rate that
     # earlier sweeps in this process recorded; the test is about slow work, so it says the sweep is slow.
-    monkeypatch.setattr(ad, "sweep_estimate", lambda model, bits=ad.SWEEP_BITS: 10 * ad.AUTO_RUN_SECONDS)
+    monkeypatch.setattr(ad, "sweep_estimate", lambda model, bits=ad.SWEEP_BITS: 10 * job_views.AUTO_RUN_SECONDS)
     params = {"model": "recsys", "bits": "4", "scheme": "asymmetric"}
     first = open_page("sensitivity", **params)
     no_failures(first)
@@ -228,8 +229,8 @@ def test_a_slow_sweep_runs_on_a_click_and_a_shared_link_then_shows_it_without_on
     no_failures(second)
     assert not any(b.key and b.key.startswith("run-sweep") for b in second.button)
     assert any(s["data"][0]["type"] == "heatmap" for s in chart_specs(second))
-    finished = ad.store().finished(ad.sweep_key("recsys", ad.model_wide_spec("recsys", sidebar_spec(second))[0]))
-    if finished.seconds >= ad.AUTO_RUN_SECONDS:
+    finished = jobs.runner().finished(ad.sweep_key("recsys", ad.model_wide_spec("recsys", sidebar_spec(second))[0]))
+    if finished.seconds >= job_views.AUTO_RUN_SECONDS:
         assert "Computed in" in texts(second, "caption"), "a long result says when and how long"
 
 
@@ -341,7 +342,7 @@ def test_a_failing_computation_becomes_a_plain_error_message(monkeypatch):
     at = open_page("sensitivity", model="tiny-linear", bits="7", scheme="asymmetric", rounding="truncate")
     assert not at.exception
     assert "group size 7 does not divide" in texts(at, "error")
-    assert ad.store().result(ad.sensitivity_key("tiny-linear", sidebar_spec(at), "only")) is None, "not cached"
+    assert jobs.runner().result(ad.sensitivity_key("tiny-linear", sidebar_spec(at), "only")) is None, "not cached"
 
 
 def test_an_unexpected_failure_is_shown_without_a_traceback(monkeypatch):
@@ -404,9 +405,9 @@ def test_the_speed_section_measures_on_a_click_and_says_what_is_real():
 def test_a_second_click_within_a_minute_reuses_the_measurement():
     at = open_page("size_speed", model="tiny-linear")
     at.button(key="measure").click().run()
-    first = ad.store().finished(ad.speed_key("tiny-linear"))
+    first = jobs.runner().finished(ad.speed_key("tiny-linear"))
     at.button(key="measure").click().run()
-    assert ad.store().finished(ad.speed_key("tiny-linear")) is first
+    assert jobs.runner().finished(ad.speed_key("tiny-linear")) is first
 
 
 # --- pure pieces ------------------------------------------------------------------------------------------------

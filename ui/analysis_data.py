@@ -34,14 +34,13 @@ from quantlib.model import LayerInfo, call, model_size_bytes, size_breakdown
 from quantlib.sensitivity import layer_sensitivity, sensitivity_sweep
 from quantlib.speed import compare_float_vs_int8_dynamic, linear_micro_benchmark
 
-from . import data, job_views, jobs, state
+from . import data, jobs, state
 
 #: Bit widths of the layers × bits heatmap, and the widths the mixed-precision search picks from.
 SWEEP_BITS: tuple[int, ...] = (2, 3, 4, 6, 8)
 #: Uniform widths drawn on the Pareto chart for comparison.
 UNIFORM_BITS: tuple[int, ...] = (8, 6, 4)
 #: Work estimated to take less than this runs as soon as the page opens; longer work waits for a click.
-AUTO_RUN_SECONDS = job_views.AUTO_RUN_SECONDS
 #: Examples the latency measurement runs per call (MiniLM's whole evaluation set would take a minute).
 SPEED_BATCH = 64
 #: A latency measurement younger than this is shown instead of measuring again (40 clicks, one measurement).
@@ -49,11 +48,6 @@ REMEASURE_AFTER_S = 60.0
 
 #: ``progress(done, total, message)``, the callback shape of ``quantlib.sensitivity``.
 Progress = Callable[[int, int, str], None]
-
-
-def store() -> jobs.JobRunner:
-    """The process-wide job runner that computes and keeps this module's long results."""
-    return jobs.runner()
 
 
 # --- the settings the sensitivity page probes -------------------------------------------------------------------
@@ -150,7 +144,7 @@ def probe_seconds(model: str) -> float:
     The warm-up times every model in the worker, off the server's GIL: timing MiniLM in the server would hold
     it for a second or two while a class is moving sliders.
     """
-    warm = store().result(WARM_KEY)
+    warm = jobs.runner().result(WARM_KEY)
     if isinstance(warm, dict) and model in warm.get("probe_seconds", {}):
         return float(warm["probe_seconds"][model])
     return _probe_seconds_here(model)
@@ -164,7 +158,7 @@ _PROBE_SHARE = 0.5
 def _per_probe(model: str) -> float:
     """Seconds per probe: from the newest finished sweep or sensitivity pass of ``model``, else a guess."""
     rates = []
-    for key, hit in store().finished_items(f"sweep|{model}|") + store().finished_items(f"sensitivity|{model}|"):
+    for key, hit in jobs.runner().finished_items(f"sweep|{model}|") + jobs.runner().finished_items(f"sensitivity|{model}|"):
         probes = _key_probes(model, key)
         if probes:
             rates.append((hit.at, hit.seconds / probes))
@@ -346,7 +340,7 @@ _warmed: set[int] = set()
 def warm_workers() -> None:
     """Start the job worker and load every sample model in it, once per runner (a no-op after, and when the
     queue is full: the warm-up is a convenience, never a reason for a page to fail)."""
-    runner = store()
+    runner = jobs.runner()
     if id(runner) in _warmed:
         return
     _warmed.add(id(runner))
@@ -533,14 +527,6 @@ def _blocks(spec: QuantSpec, row: Any) -> int:
     """Scales of one layer (from its overhead bytes: one float32 scale, plus a zero point if asymmetric)."""
     per_block = 4 + (math.ceil(spec.bits / 8) if spec.scheme == "asymmetric" else 0)
     return int(row.overhead_bytes // per_block)
-
-
-# --- the page side of a long computation ------------------------------------------------------------------------
-
-obtain = job_views.obtain
-wait = job_views.wait
-seconds_text = job_views.seconds_text
-computed_note = job_views.computed_note
 
 
 # --- selecting a layer from a chart -----------------------------------------------------------------------------
