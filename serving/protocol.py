@@ -127,14 +127,19 @@ def split_link(link: str) -> tuple[str, str]:
     return parts.path.strip("/"), parts.query
 
 
-def _xsrf_cookie(base_url: str, timeout: float) -> str | None:
-    """The XSRF cookie value the health endpoint sets (None when XSRF protection is off)."""
-    with urllib.request.urlopen(f"{base_url.rstrip('/')}/_stcore/health", timeout=timeout) as resp:
+def _cookies(base_url: str, timeout: float, cookies: dict[str, str] | None = None) -> dict[str, str]:
+    """The cookies the health endpoint sets, over ``cookies`` already held: the XSRF token (when
+    ``enableXsrfProtection`` is on) and, behind ``deploy/``'s nginx, the ``qe_replica`` cookie that keeps a
+    browser on one replica. Sending the ones held makes the request land where the browser's would."""
+    held = dict(cookies or {})
+    request = urllib.request.Request(f"{base_url.rstrip('/')}/_stcore/health")
+    if held:
+        request.add_header("Cookie", "; ".join(f"{k}={v}" for k, v in held.items()))
+    with urllib.request.urlopen(request, timeout=timeout) as resp:
         for header in resp.headers.get_all("Set-Cookie") or []:
             name, _, rest = header.partition("=")
-            if name.strip() == XSRF_COOKIE:
-                return rest.split(";", 1)[0]
-    return None
+            held[name.strip()] = rest.split(";", 1)[0]
+    return held
 
 
 def _bare(label: str) -> str:
@@ -264,9 +269,11 @@ class Session:
         await s.close()
     """
 
-    def __init__(self, base_url: str, timeout: float = 120.0) -> None:
+    def __init__(self, base_url: str, timeout: float = 120.0, cookies: dict[str, str] | None = None) -> None:
+        """``cookies``: what the browser already holds (e.g. ``qe_replica`` to land on a given replica)."""
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self.cookies: dict[str, str] = dict(cookies or {})
         self.link = ""
         self.page_name = ""
         self.query: dict[str, str] = {}
@@ -291,9 +298,10 @@ class Session:
 
     async def connect(self) -> None:
         """Health request (XSRF cookie), then the websocket handshake as the browser does it."""
-        token = await asyncio.to_thread(_xsrf_cookie, self.base_url, self.timeout)
+        self.cookies = await asyncio.to_thread(_cookies, self.base_url, self.timeout, self.cookies)
+        token = self.cookies.get(XSRF_COOKIE)
         parts = urlsplit(self.base_url)
-        headers = {"Cookie": f"{XSRF_COOKIE}={token}"} if token else {}
+        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())} if self.cookies else {}
         self._ws = await connect(
             _ws_url(self.base_url),
             subprotocols=["streamlit", token or PLACEHOLDER_TOKEN],  # type: ignore[list-item]

@@ -10,6 +10,10 @@ import torch
 # App tests and the servers the browser tests start do not warm themselves up (serving.warmup): it would only
 # spend the CPU the tests need. tests/test_warmup.py turns it on where it is the subject.
 os.environ.setdefault("QE_WARM", "0")
+# Nothing a developer's shell says about a shared result store (deploy/) reaches the tests: a test that wants a
+# store makes its own, so no result computed by an earlier run or another checkout can answer for a test.
+for _name in ("QE_STORE_DIR", "QE_REDIS_URL", "QE_STORE_KEY"):
+    os.environ.pop(_name, None)
 
 
 @pytest.fixture(autouse=True)

@@ -18,6 +18,9 @@ One :class:`JobRunner` per server process (:func:`runner`):
   :class:`Job` that every waiting session polls.
 - **Stop.** :meth:`JobRunner.stop` raises a flag the worker sees at its next progress call
   (:class:`JobStopped`); a function may catch it and return what it has (QAT keeps a stopped run).
+- **Shared between replicas.** With a result store (:mod:`ui.result_store`: ``QE_STORE_DIR`` or ``QE_REDIS_URL``)
+  a kept result of a shared key (:func:`shared_key`) is also written there, and a key this runner has not got is
+  looked up there before anything is computed: a link computed on one replica opens on another at once.
 - **Bounded.** At most ``workers`` jobs run, at most ``max_pending`` wait (then :class:`ServerBusy`), and a job
   running longer than ``max_seconds`` has its worker killed. A worker that dies (killed, out of memory,
   crashed) fails its job with a plain message; the pool is rebuilt and the server keeps going.
@@ -52,6 +55,8 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
+from ui import result_store
+
 _LOG = logging.getLogger("quantization_explorer")
 
 #: Finished results kept (tables of tens of rows, QAT curves: memory is not the limit, variety is).
@@ -68,6 +73,24 @@ WORKER_MEMORY_BYTES = int(float(os.environ.get("QE_WORKER_MEMORY_GB", "6")) * 2*
 WORKER_NICE = 10
 #: Modules the forkserver imports once, so that a new worker starts in milliseconds instead of seconds.
 PRELOAD = ["torch", "quantlib", "quantlib.model", "sample_models"]
+
+
+#: Key kinds (the text before the first ``|``) whose results stay on their replica: measurements of this
+#: machine (latency, the worker's warm-up timings) are not another machine's figures.
+LOCAL_KINDS = frozenset({"speed", "warm"})
+
+
+def shared_key(key: str) -> bool:
+    """Whether the result of ``key`` goes to the result store shared by replicas.
+
+    >>> shared_key("sweep|digits-mlp|2,3,4|…"), shared_key("speed|minilm")
+    (True, False)
+    """
+    return key.split("|", 1)[0] not in LOCAL_KINDS
+
+
+def _timing_log() -> bool:
+    return os.environ.get("QE_TIMING") == "1"
 
 
 def default_workers() -> int:
@@ -295,11 +318,16 @@ class JobRunner:
         memory_bytes: int = WORKER_MEMORY_BYTES,
         threads: int | None = None,
         in_process: bool = False,
+        store: result_store.ResultStore | None = None,
     ) -> None:
         """``in_process=True`` runs jobs on threads of this process instead (same API; for tests that replace
         a job function, which a worker process would not see). A thread can not be killed: a job over its
-        time is reported failed but runs on."""
+        time is reported failed but runs on. ``store``: where kept results of shared keys also go, for the
+        other replicas (None: this process only)."""
         self.in_process = in_process
+        self.store = store
+        self.store_hits = 0  # results this runner took from the store instead of computing them
+        self._store_writer: ThreadPoolExecutor | None = None
         self.workers = workers or default_workers()
         self.max_pending = max_pending
         self.max_results = max_results
@@ -332,12 +360,35 @@ class JobRunner:
     # --- reading (never computes) ---
 
     def finished(self, key: str) -> Finished | None:
-        """The finished result of ``key`` with its timing, or None."""
+        """The finished result of ``key`` with its timing (from this runner, else the shared store), or None."""
         with self._lock:
             hit = self._results.get(key)
             if hit is not None:
                 self._results.move_to_end(key)
-            return hit
+                return hit
+        return self._from_store(key)
+
+    def _from_store(self, key: str) -> Finished | None:
+        """``key``'s result from the shared store, kept in this runner's results too (lock not held: a store
+        read is file or network I/O)."""
+        if self.store is None or not shared_key(key):
+            return None
+        entry = self.store.get(key)
+        if entry is None:
+            return None
+        hit = Finished(*entry)
+        with self._lock:
+            self._results[key] = hit
+            self._results.move_to_end(key)
+            self._trim()
+            self.store_hits += 1
+        if _timing_log():
+            _LOG.warning("QE_TIMING job-from-store key=%s", key)
+        return hit
+
+    def _trim(self) -> None:
+        while len(self._results) > self.max_results:
+            self._results.popitem(last=False)
 
     def result(self, key: str) -> Any:
         hit = self.finished(key)
@@ -391,10 +442,11 @@ class JobRunner:
         goes to the shared results (a stopped QAT run is shown but can be trained again). Raises
         :class:`ServerBusy` when ``max_pending`` jobs already wait.
         """
+        hit = None if key in self._jobs else self.finished(key)
         with self._lock:
             if self._closed:
                 raise ServerBusy("the server is shutting down")
-            hit = self._results.get(key)
+            hit = hit or self._results.get(key)
             if hit is not None:
                 self._results.move_to_end(key)
                 job = Job(key, label or key, estimate_s, owner, result=hit.value, finished=time.monotonic())
@@ -433,9 +485,11 @@ class JobRunner:
             return True
 
     def forget(self, key: str) -> None:
-        """Drop the finished result of ``key`` (to compute it again)."""
+        """Drop the finished result of ``key`` (to compute it again), here and in the shared store."""
         with self._lock:
             self._results.pop(key, None)
+        if self.store is not None and shared_key(key):
+            self.store.delete(key)
 
     def clear(self) -> None:
         """Forget every finished result (jobs in flight finish and are stored)."""
@@ -463,6 +517,8 @@ class JobRunner:
             pool.shutdown(wait=False, cancel_futures=True)
         if self._queue is not None and not self.in_process:
             self._queue.close()
+        if self._store_writer is not None:
+            self._store_writer.shutdown(wait=True, cancel_futures=False)  # results already computed are kept
 
     # --- internals ---
 
@@ -607,14 +663,31 @@ class JobRunner:
         else:
             job.result = result
             if job.keep is None or job.keep(result):
-                self._results[job.key] = Finished(result, time.time(), now - (job.started or job.submitted))
+                kept = Finished(result, time.time(), now - (job.started or job.submitted))
+                self._results[job.key] = kept
                 self._results.move_to_end(job.key)
-                while len(self._results) > self.max_results:
-                    self._results.popitem(last=False)
+                self._trim()
+                self._share(job.key, kept)
+            if _timing_log():
+                _LOG.warning("QE_TIMING job-computed key=%s s=%.2f", job.key, now - (job.started or job.submitted))
         if self._jobs.get(job.key) is job:
             del self._jobs[job.key]
         self._by_id.pop(job.id, None)
         job.event.set()
+
+    def _share(self, key: str, kept: Finished) -> None:
+        """Write a kept result to the shared store on a writer thread (the lock is held here; I/O is not)."""
+        if self.store is None or not shared_key(key):
+            return
+        if self._store_writer is None:
+            self._store_writer = ThreadPoolExecutor(1, thread_name_prefix="qe-store")
+        self._store_writer.submit(self.store.put, key, kept.value, kept.at, kept.seconds)
+
+    def flush_store(self, timeout: float = 10.0) -> None:
+        """Wait until every result handed to the store is written (tests; shutdown)."""
+        writer = self._store_writer
+        if writer is not None:
+            writer.submit(lambda: None).result(timeout)
 
     def _listen(self) -> None:
         """The listener thread: apply workers' messages to their jobs; stop jobs over their time."""
@@ -671,8 +744,18 @@ def runner() -> JobRunner:
     global _RUNNER
     with _RUNNER_LOCK:
         if _RUNNER is None or _RUNNER._closed:  # noqa: SLF001
-            _RUNNER = JobRunner()
+            _RUNNER = JobRunner(store=_configured_store())
         return _RUNNER
+
+
+def _configured_store() -> result_store.ResultStore | None:
+    """The store of ``QE_STORE_DIR`` / ``QE_REDIS_URL``; a store that can not be set up is logged and skipped
+    (the server still works, it only shares nothing)."""
+    try:
+        return result_store.from_env()
+    except Exception as err:  # noqa: BLE001 - a bad path or URL must not take the app down
+        _LOG.warning("result store not available (%r): results stay on this server", err)
+        return None
 
 
 def set_runner(new: JobRunner | None) -> JobRunner | None:
