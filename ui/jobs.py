@@ -681,7 +681,12 @@ class JobRunner:
             return
         if self._store_writer is None:
             self._store_writer = ThreadPoolExecutor(1, thread_name_prefix="qe-store")
-        self._store_writer.submit(self.store.put, key, kept.value, kept.at, kept.seconds)
+        self._store_writer.submit(self._write_to_store, key, kept)
+
+    def _write_to_store(self, key: str, kept: Finished) -> None:
+        self.store.put(key, kept.value, kept.at, kept.seconds)
+        if _timing_log():
+            _LOG.warning("QE_TIMING job-stored key=%s", key)
 
     def flush_store(self, timeout: float = 10.0) -> None:
         """Wait until every result handed to the store is written (tests; shutdown)."""
