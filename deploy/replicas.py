@@ -3,6 +3,7 @@
     deploy/run_replicas.sh 3 8080      # replicas on 8081-8083, nginx on 8080; returns once all are warm
     deploy/run_replicas.sh status      # each replica's and nginx's health
     deploy/run_replicas.sh stop        # every replica (with its job workers) and nginx, cleanly
+    deploy/run_replicas.sh serve 3 8080  # start, stay in the foreground, stop all on SIGTERM (containers)
 
 Each replica is ``python -m serving`` (a Streamlit server that warms itself up) in a session of its own, so that
 stopping it stops its job workers too. nginx runs from a configuration written by :mod:`deploy.nginx_config`,
@@ -237,7 +238,34 @@ def status() -> int:
     return 0 if ok else 1
 
 
-USAGE = "usage: deploy/run_replicas.sh N PORT | stop | status"
+def serve(n: int, port: int) -> int:
+    """:func:`start`, then stay in the foreground until SIGTERM / SIGINT (then :func:`stop`) or until every
+    replica has died: a container's main process, which its runtime stops with SIGTERM."""
+    code = start(n, port)
+    if code != 0:
+        return code
+    stopping = False
+
+    def on_signal(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    groups = [r["pid"] for r in json.loads(_state_file(run_dir()).read_text())["replicas"]]
+    while not stopping and any(_alive(g) for g in groups):
+        time.sleep(1.0)
+    stop()
+    return 0 if stopping else 1
+
+
+USAGE = "usage: deploy/run_replicas.sh N PORT | serve N PORT | stop | status"
+
+
+def _numbers(args: list[str]) -> tuple[int, int] | None:
+    if len(args) == 2 and all(a.isdigit() for a in args):
+        return int(args[0]), int(args[1])
+    return None
 
 
 def main(argv: list[str]) -> int:
@@ -245,8 +273,10 @@ def main(argv: list[str]) -> int:
         return stop()
     if argv == ["status"]:
         return status()
-    if len(argv) == 2 and all(a.isdigit() for a in argv):
-        return start(int(argv[0]), int(argv[1]))
+    if argv[:1] == ["serve"] and _numbers(argv[1:]):
+        return serve(*_numbers(argv[1:]))
+    if _numbers(argv):
+        return start(*_numbers(argv))
     print(USAGE, file=sys.stderr)
     return 2
 

@@ -233,3 +233,45 @@ def test_killing_one_replica_leaves_the_other_serving_every_browser(replica_set)
     for _ in range(6):  # fresh browsers, half of which hash to the dead replica
         _session_runs(replica_set.url, uuid.uuid4().hex)
     assert urllib.request.urlopen(replica_set.url + "/_stcore/health", timeout=10).status == 200
+
+
+# --- containers (no Docker engine here: the files are checked, the launcher they run is exercised) -----------
+
+
+def test_the_container_runs_the_tested_launcher_in_the_foreground_and_compose_wires_redis():
+    import yaml
+
+    dockerfile = (REPO / "deploy" / "Dockerfile").read_text()
+    assert 'exec deploy/run_replicas.sh serve \\"$QE_REPLICAS\\" \\"$QE_PORT\\"' in dockerfile
+    assert "download.pytorch.org/whl/cpu" in dockerfile  # torch's CPU build, never the CUDA one
+    compose = yaml.safe_load((REPO / "deploy" / "compose.yaml").read_text())
+    app = compose["services"]["app"]
+    assert app["build"] == {"context": "..", "dockerfile": "deploy/Dockerfile"}
+    assert app["environment"]["QE_REDIS_URL"].startswith("redis://redis:")
+    assert "redis" in compose["services"]
+
+
+def test_serve_stays_in_the_foreground_until_sigterm_then_stops_everything():
+    require("nginx", "nginx")
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="qe-serve-") as run_dir:
+        env = {**os.environ, "QE_RUN_DIR": run_dir, "QE_WARM": "0", "QE_PYTHON": sys.executable}
+        proc = subprocess.Popen([str(SCRIPT), "serve", "1", str(port)], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        try:
+            lines = []
+            for line in proc.stdout:
+                lines.append(line)
+                if line.startswith("Ready:"):
+                    break
+            assert any(line.startswith("Ready: 1 replicas") for line in lines), lines
+            assert proc.poll() is None  # still in the foreground
+            state = (Path(run_dir) / "replicas.json").read_text()
+            groups = [int(pid) for pid in re.findall(r'"pid": (\d+)', state)]
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=60) == 0
+            assert not any(replicas._alive(g) for g in groups)  # noqa: SLF001
+            assert not (Path(run_dir) / "nginx.pid").exists()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
