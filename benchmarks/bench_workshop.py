@@ -10,6 +10,8 @@
     python benchmarks/bench_workshop.py warm --links "/?model=digits-cnn&layer=conv2" \\
         --streamlit-args "--runner.postScriptGC false"       # one link, a server option
     python benchmarks/bench_workshop.py warm --url http://127.0.0.1:8501   # a server already running
+    python benchmarks/bench_workshop.py warm --users 120 --url http://127.0.0.1:8080 --pid 101 --pid 102
+        # through deploy/'s nginx: sample every replica (see benchmarks/bench_replicas.py)
 
 A participant (:func:`participant`) opens a link, then moves the sidebar's "Bit width" slider 5 times to a
 random other width from 2 to 8, thinking 1-3 s between moves (seeded). Each open / move is timed from the
@@ -203,7 +205,7 @@ class Sampler:
     ``interval`` s in a thread. CPU and wait are summed per process as deltas, so a worker that exits between two
     samples keeps what it had used."""
 
-    pid: int | None
+    pid: int | list[int] | None  # one server, or every replica's (summed)
     interval: float = 1.0
     on_sample: Callable[[float, float], None] | None = None  # (elapsed s, RSS MB), e.g. to print a soak series
     #: (t, RSS MB, server CPU s so far, own CPU s, server run-queue wait s so far, processes)
@@ -217,7 +219,8 @@ class Sampler:
     def _sample(self) -> None:
         t = time.monotonic()
         rss, now = 0.0, {}
-        for p in process_tree(self.pid) if self.pid else []:
+        roots = self.pid if isinstance(self.pid, list) else [self.pid] if self.pid else []
+        for p in (q for root in roots for q in process_tree(root)):
             with contextlib.suppress(OSError, IndexError, ValueError):
                 now[p] = (cpu_seconds(p), run_delay(p))
                 rss += rss_mb(p)
@@ -638,7 +641,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("scenarios", nargs="+", choices=("warm", "stampede", "cold", "mixed", "soak", "minimal"))
     parser.add_argument("--users", type=int, default=0, help="participants (default 40; 30 sliders in mixed)")
     parser.add_argument("--url", help="an already running server (loopback only) instead of a fresh one each")
-    parser.add_argument("--pid", type=int, help="the server process to sample (default: ours, or the port's owner)")
+    parser.add_argument("--pid", type=int, action="append",
+                        help="the server process to sample, repeatable for replicas (default: ours, or the port's owner)")
     parser.add_argument("--links", action="append", help="link(s) for warm / mixed / --chromium (repeatable)")
     parser.add_argument("--minutes", type=float, default=5.0, help="soak length")
     parser.add_argument("--chromium", type=int, default=0, help="real headless Chromium participants alongside")
