@@ -231,3 +231,35 @@ def test_non_integer_formats_round_trip_through_dequantize_with_the_input_dtype(
     out = dequantize(qt)
     assert out.dtype == torch.bfloat16
     assert torch.equal(out, fake_quant(x, spec))
+
+
+# --- NF4 against bitsandbytes, the reference implementation of QLoRA's data type ---------------------------------
+
+#: The NF4 values as published (QLoRA, Dettmers et al. 2023, appendix E; bitsandbytes ``get_4bit_type("nf4")``).
+PUBLISHED_NF4 = [
+    -1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453, -0.28444138169288635,
+    -0.18477343022823334, -0.09105003625154495, 0.0, 0.07958029955625534, 0.16093020141124725,
+    0.24611230194568634, 0.33791524171829224, 0.44070982933044434, 0.5626170039176941, 0.7229568362236023, 1.0,
+]
+
+
+def test_nf4_codebook_is_exactly_the_published_table_and_bitsandbytes_own():
+    from bitsandbytes.functional import get_4bit_type
+
+    assert torch.equal(NF4_CODEBOOK, torch.tensor(PUBLISHED_NF4, dtype=torch.float32))
+    assert torch.equal(NF4_CODEBOOK, get_4bit_type("nf4", device="cpu"))
+
+
+@pytest.mark.parametrize("shape", [(4, 128), (16, 256), (3, 64), (1, 64)])
+def test_nf4_per_group_of_64_matches_bitsandbytes_codes_and_values_bit_for_bit(shape):
+    from bitsandbytes.functional import dequantize_4bit, quantize_4bit
+
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(sum(shape)))
+    spec = QuantSpec(format="nf4", granularity="group", group_size=64)
+    packed, state = quantize_4bit(x, blocksize=64, quant_type="nf4")
+    theirs = dequantize_4bit(packed, state)
+    assert torch.equal(fake_quant(x, spec), theirs)
+    codes = quantize(x, spec).q.reshape(-1).to(torch.uint8)
+    bnb_codes = torch.stack([packed.reshape(-1) >> 4, packed.reshape(-1) & 0xF], dim=1).reshape(-1)  # high nibble first
+    assert torch.equal(codes, bnb_codes)
+    assert torch.equal(quantize(x, spec).qparams.scale.reshape(-1), state.absmax.reshape(-1))
