@@ -12,7 +12,7 @@ from quantlib import QuantSpec
 from quantlib.sensitivity import sensitivity_matrix
 from ui import analysis_data as ad
 from ui import analysis_figures as af
-from ui import components, data, job_views, jobs, state
+from ui import components, data, export_data, export_views, job_views, jobs, state
 
 VIEW_ONLY = "Quantize one layer"
 VIEW_KEEP = "Keep one layer in float"
@@ -321,6 +321,19 @@ def _mixed_precision() -> None:
             "every layer the same width. A mix above-left of a diamond is smaller **and** better. The star is "
             "your budget."
         )
+    _export_choice(choice, sweep_spec, budget)
+
+
+def _export_choice(choice: dict, sweep_spec: QuantSpec, budget: float) -> None:
+    """This mix to take away: the compressed-tensors file and the recipe that reproduce the measured model."""
+    st.markdown("**⬇️ Take this mix with you**")
+    plan = export_data.mixed_plan(sweep_spec, choice["assignment"])
+    widths = sorted({s.bits for s in plan.values()})
+    export_views.sample_downloads(
+        controls.model, plan, f"mixed-{budget:g}bits", "export-mixed",
+        f"This mix ({', '.join(f'int{b}' for b in widths)}; {sweep_spec.label().split(' ', 1)[1]}), the model measured "
+        "above. In the file",
+    )
 
 
 def _choice_metrics(choice: dict) -> None:

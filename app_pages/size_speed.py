@@ -10,7 +10,7 @@ import streamlit as st
 
 from ui import analysis_data as ad
 from ui import analysis_figures as af
-from ui import components, data, job_views, jobs, state, upload_views
+from ui import components, data, energy, job_views, jobs, state, upload_views
 
 controls = state.current()
 #: An uploaded file (weights only): its size is counted tensor by tensor; nothing can be timed.
@@ -290,6 +290,8 @@ if uploaded:
 else:
     with components.friendly_errors("compute the storage of this model"):
         _size_section()
+    st.divider()
+    energy.safe_section(controls.model, controls.spec())
     st.divider()
     with components.friendly_errors("measure the speed of this model"):
         try:

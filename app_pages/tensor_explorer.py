@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui import components, data, figures, state
+from ui import components, data, export_data, export_views, figures, state
 from ui.text import code_span
 
 controls = state.current()
@@ -124,3 +124,23 @@ def _charts() -> None:
 
 
 _charts()
+
+
+def _export() -> None:
+    """The whole model at the sidebar's setting, to take away: compressed-tensors file and recipe."""
+    st.subheader("⬇️ Take it with you")
+    spec = controls.spec()
+    if data.is_upload(controls.model):
+        export_views.upload_downloads(data.session_upload(), spec, key="export-explorer")
+        return
+    with components.friendly_errors("export this model"):
+        plan, notes = export_data.sample_plan(controls.model, spec)
+        weights_only = "" if controls.target == "weights" else " (weights only: the file holds no activation ranges)"
+        fitted = f" Group sizes fitted: {'; '.join(notes)}." if notes else ""
+        export_views.sample_downloads(
+            controls.model, plan, spec.label(), "export-explorer",
+            f"Every layer of {data.sample(controls.model).title} at {spec.label()}{weights_only}.{fitted} In the file",
+        )
+
+
+_export()

@@ -14,7 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from quantlib.walkthrough import DB_PER_BIT, ValueTrace, check_trace_inputs, trace_value
-from ui import components, data, state, teach_data, teach_figures
+from ui import components, data, export_views, state, teach_data, teach_figures
 from ui.text import code_span, escape_markdown
 
 controls = state.current()
@@ -359,3 +359,5 @@ with components.friendly_errors("compute the 10 → 1 layer"):
     _layer_three_ways()
 with components.friendly_errors("compute the error formulas on this layer"):
     _error_formulas()
+with components.friendly_errors("pack this layer's codes"):
+    export_views.bits_on_the_wire(controls.model, controls.layer, controls.spec(), state.layer_token(controls.layer))

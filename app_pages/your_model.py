@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui import components, data, figures, state, upload, upload_views
+from ui import components, data, export_views, figures, state, upload, upload_views
 from ui.components import fmt, human_bytes
 from ui.text import code_span, escape_markdown, shorten
 
@@ -314,6 +314,12 @@ def main() -> None:
     st.subheader("💾 Size of the whole file at these settings")
     with components.friendly_errors("compute the storage size"):
         upload_views.size_section(up, controls.spec(), MAX_TABLE_ROWS)
+    st.subheader("⬇️ Take it with you")
+    st.markdown(
+        "The file's weights quantized at these settings, in the **compressed-tensors** layout - built from this "
+        "session's copy when you click, and sent to this browser only - and the recipe of settings per tensor."
+    )
+    export_views.upload_downloads(up, controls.spec())
     st.subheader("🎯 Output drift")
     st.info(
         "Not available for an uploaded file: drift compares a model's outputs before and after quantization, and "

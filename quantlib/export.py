@@ -55,9 +55,21 @@ from .spec import QuantSpec
 EXPORTABLE_KINDS = ("Linear", "Embedding")
 #: The compressed-tensors release whose layout this writes (and the tests decompress with).
 COMPRESSED_TENSORS_VERSION = "0.20.0"
-#: Packing costs (measured like ``quantlib.budget``'s constants, rounded up): codes, bit planes and words.
+#: Packing costs per weight (measured like ``quantlib.budget``'s constants with ``benchmarks/bench_export.py``,
+#: rounded up): widths that divide 8 shift whole codes into bytes (~20 ns); 3, 5, 6 and 7 bits go through bit
+#: planes of ``bits`` int32 each (~88 ns at 3 bits).
 PACK_BYTES_PER_VALUE = 24
-PACK_SECONDS_PER_VALUE = 15e-9
+PACK_SECONDS_PER_VALUE = 30e-9
+PACK_PLANE_BYTES_PER_BIT = 16
+PACK_PLANE_SECONDS_PER_BIT = 40e-9
+
+
+def pack_cost(numel: int, spec: QuantSpec) -> budget.Cost:
+    """What packing ``numel`` codes of ``spec`` costs (fp8 codes are bytes already: a copy)."""
+    bits = spec.bits if spec.is_integer_grid else 8
+    if 8 % bits == 0:
+        return budget.Cost(PACK_BYTES_PER_VALUE * numel, PACK_SECONDS_PER_VALUE * numel)
+    return budget.Cost(PACK_PLANE_BYTES_PER_BIT * bits * numel, PACK_PLANE_SECONDS_PER_BIT * bits * numel)
 
 SpecOrPlan = QuantSpec | Mapping[str, QuantSpec]
 
@@ -130,8 +142,7 @@ def export_cost(plan: ExportPlan) -> budget.Cost:
     steps = []
     for name, spec in plan.quantized.items():
         n = plan.infos[name].numel
-        pack = budget.Cost(PACK_BYTES_PER_VALUE * n, PACK_SECONDS_PER_VALUE * n)
-        steps.append(budget.estimate(plan.infos[name].shape, spec).then(pack))
+        steps.append(budget.estimate(plan.infos[name].shape, spec).then(pack_cost(n, spec)))
     held = sum(packed_bytes(plan.infos[n].numel, min(s.bits, 8)) for n, s in plan.quantized.items())
     return budget.sequence(steps).holding(held)
 
@@ -205,6 +216,41 @@ def _compress_layer(weight: torch.Tensor, spec: QuantSpec) -> dict[str, torch.Te
     return tensors
 
 
+def _require_budget(plan: ExportPlan) -> None:
+    cost = export_cost(plan)
+    if cost.bytes_peak > budget.MAX_BYTES or cost.seconds > budget.MAX_SECONDS:
+        raise budget.BudgetExceeded(
+            f"exporting {plan.weights_quantized():,} weights would take about {budget.human_seconds(cost.seconds)}"
+            f" and {budget.human_bytes(cost.bytes_peak)}, more than one request may use on this shared server"
+        )
+
+
+def _write(
+    state: Mapping[str, torch.Tensor], plan: ExportPlan, weights: Mapping[str, str], recipe_json: str | None
+) -> bytes:
+    """The safetensors bytes: every tensor of ``state`` as it is, except each quantized layer's weight (its key
+    in ``weights``), replaced by its compressed tensors under the layer's name."""
+    replaced = {weights[name] for name in plan.quantized}
+    tensors: dict[str, torch.Tensor] = {}
+    seen: set[int] = set()
+    for key, value in state.items():
+        if key in replaced:
+            continue
+        value = value.detach()
+        # safetensors refuses tensors that share memory (tied weights): each key after the first gets a copy.
+        ptr = value.untyped_storage().data_ptr() if value.numel() else -1
+        tensors[key] = value.clone().contiguous() if ptr in seen and ptr != -1 else value.contiguous()
+        seen.add(ptr)
+    for name, spec in plan.quantized.items():
+        prefix = f"{name}." if name else ""
+        for local, t in _compress_layer(state[weights[name]].detach(), spec).items():
+            tensors[prefix + local] = t
+    metadata = {"format": "pt", "quantization_config": json.dumps(quantization_config(plan), sort_keys=True)}
+    if recipe_json is not None:
+        metadata["quantlib_recipe"] = recipe_json
+    return st_save(tensors, metadata=metadata)
+
+
 def to_compressed_tensors(
     model: nn.Module, spec_or_plan: SpecOrPlan, *, recipe_json: str | None = None, check_budget: bool = False
 ) -> bytes:
@@ -218,32 +264,61 @@ def to_compressed_tensors(
     """
     plan = plan_export(model, spec_or_plan)
     if check_budget:
-        cost = export_cost(plan)
-        if cost.bytes_peak > budget.MAX_BYTES or cost.seconds > budget.MAX_SECONDS:
-            raise budget.BudgetExceeded(
-                f"exporting {plan.weights_quantized():,} weights would take about {budget.human_seconds(cost.seconds)}"
-                f" and {budget.human_bytes(cost.bytes_peak)}, more than one request may use on this shared server"
-            )
-    state = {k: v.detach() for k, v in model.state_dict().items()}
-    tensors: dict[str, torch.Tensor] = {}
-    seen: dict[int, str] = {}
-    for key, value in state.items():
-        module, _, leaf = key.rpartition(".")
-        if leaf == "weight" and module in plan.quantized:
+        _require_budget(plan)
+    weights = {name: f"{name}.weight" if name else "weight" for name in plan.quantized}
+    return _write(model.state_dict(), plan, weights, recipe_json)
+
+
+def plan_tensors(tensors: Mapping[str, torch.Tensor], plan: Mapping[str, QuantSpec]) -> ExportPlan:
+    """An :class:`ExportPlan` for a bare state dict (an uploaded file: no modules, only tensor names).
+
+    A tensor of ``plan`` is exported quantized when it is a 2-D floating weight whose name ends in ``weight``
+    (``<layer>.weight``: compressed-tensors names the packed codes ``<layer>.weight_packed``); others are kept
+    as they are, with the reason. Per-channel runs along axis 0. The plan's layer names are the tensor names
+    without ``.weight``.
+    """
+    quantized, kept, infos = {}, {}, {}
+    for name, spec in plan.items():
+        if name not in tensors:
+            raise ValueError(f"the file has no tensor named {name!r}")
+        t = tensors[name]
+        shape = tuple(int(d) for d in t.shape)
+        layer = name[: -len(".weight")] if name.endswith(".weight") else "" if name == "weight" else None
+        reason = None
+        if layer is None:
+            reason = "not named like a layer's weight (<layer>.weight)"
+        elif not t.is_floating_point():
+            reason = f"{str(t.dtype).removeprefix('torch.')} values, not floating point"
+        elif len(shape) != 2:
+            reason = f"{len(shape)}-D: compressed-tensors compresses 2-D (Linear / Embedding) weights only"
+        elif t.numel() == 0:
+            reason = "empty"
+        if reason is not None:
+            kept[name] = reason
             continue
-        # safetensors refuses tensors that share memory (tied weights): each key gets its own copy.
-        ptr = value.untyped_storage().data_ptr() if value.numel() else -1
-        tensors[key] = value.clone().contiguous() if ptr in seen else value.contiguous()
-        seen.setdefault(ptr, key)
-    for name, spec in plan.quantized.items():
-        weight = model.get_submodule(name).weight.detach()
-        prefix = f"{name}." if name else ""
-        for local, t in _compress_layer(weight, spec).items():
-            tensors[prefix + local] = t
-    metadata = {"format": "pt", "quantization_config": json.dumps(quantization_config(plan), sort_keys=True)}
-    if recipe_json is not None:
-        metadata["quantlib_recipe"] = recipe_json
-    return st_save(tensors, metadata=metadata)
+        check_spec(spec)
+        s = spec.replace(axis=0) if spec.granularity == "channel" else spec
+        if s.granularity == "group" and shape[-1] % s.group_size:
+            raise ValueError(f"{name!r}: group size {s.group_size} does not divide its rows of {shape[-1]} values")
+        quantized[layer] = s
+        infos[layer] = LayerInfo(layer, "tensor", shape, int(t.numel()), 0)
+    return ExportPlan(quantized, kept, infos)
+
+
+def tensors_to_compressed_tensors(
+    tensors: Mapping[str, torch.Tensor],
+    plan: Mapping[str, QuantSpec],
+    *,
+    recipe_json: str | None = None,
+    check_budget: bool = False,
+) -> bytes:
+    """A state dict (say an uploaded file's tensors) with the tensors of ``plan`` (``{tensor name: spec}``)
+    quantized, in the compressed-tensors layout; see :func:`plan_tensors` for which tensors qualify."""
+    p = plan_tensors(tensors, plan)
+    if check_budget:
+        _require_budget(p)
+    weights = {layer: f"{layer}.weight" if layer else "weight" for layer in p.quantized}
+    return _write(tensors, p, weights, recipe_json)
 
 
 def read_metadata(blob: bytes) -> dict[str, str]:

@@ -185,3 +185,29 @@ def overhead_bits_per_value(group: int, scale_bits: int = 32, zero_point_bits: i
         raise ValueError(f"a block holds at least one value, got {group}")
     return (scale_bits + zero_point_bits) / group
 
+
+
+def byte_layout(packed: torch.Tensor, bits: int, count: int) -> list[dict[str, object]]:
+    """Which code's bits sit where in each byte of a :func:`pack_bits` stream (for showing the packing).
+
+    One dict per byte: ``byte`` (index), ``value``, ``binary`` (bit 7 first, ``|`` between codes), and
+    ``codes`` (the indices of the codes with bits in it, lowest first).
+
+    >>> [row["binary"] for row in byte_layout(pack_bits(torch.tensor([5, 3, 7]), 3), 3, 3)]
+    ['11|011|101', '0000000|1']
+    """
+    _check_bits(bits)
+    rows = []
+    for j, value in enumerate(packed.reshape(-1).tolist()):
+        text, owners, last = "", [], None
+        for p in range(7, -1, -1):
+            stream = 8 * j + p
+            owner = stream // bits if stream < count * bits else None  # None: padding
+            if last is not None and owner != last[0]:
+                text += "|"
+            text += str((value >> p) & 1)
+            last = (owner,)
+            if owner is not None and owner not in owners:
+                owners.append(owner)
+        rows.append({"byte": j, "value": value, "binary": text, "codes": sorted(owners)})
+    return rows

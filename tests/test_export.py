@@ -15,7 +15,15 @@ from torch import nn
 import sample_models
 from quantlib import QuantSpec, budget
 from quantlib import recipe as recipe_mod
-from quantlib.export import export_cost, plan_export, read, read_metadata, to_compressed_tensors
+from quantlib.export import (
+    export_cost,
+    plan_export,
+    plan_tensors,
+    read,
+    read_metadata,
+    tensors_to_compressed_tensors,
+    to_compressed_tensors,
+)
 from quantlib.model import list_layers, quantize_weights
 
 
@@ -202,3 +210,31 @@ def test_export_cost_is_priced_from_shapes_and_grows_with_the_model():
 def test_read_metadata_refuses_what_is_not_safetensors():
     with pytest.raises(ValueError, match="not a safetensors file"):
         read_metadata(b"\xff" * 12)
+
+
+def test_a_bare_state_dict_exports_its_two_d_weights_and_keeps_the_rest():
+    model = Toy()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    state["counter"] = torch.tensor([3], dtype=torch.int64)
+    spec = QuantSpec(bits=4, scheme="asymmetric", granularity="channel")
+    plan = {name: spec for name in ("emb.weight", "fc1.weight", "fc2.weight", "conv.weight", "fc1.bias", "counter")}
+    blob = tensors_to_compressed_tensors(state, plan)
+    tensors, meta = read(blob)
+    assert torch.equal(tensors["conv.weight"], state["conv.weight"]) and torch.equal(tensors["counter"], state["counter"])
+    del tensors["counter"]
+    fresh = Toy()
+    config = QuantizationConfig.model_validate(meta["quantization_config"])
+    apply_quantization_config(fresh, config, show_progress=False)
+    compressor = ModelCompressor(quantization_config=config)
+    compressor.compress_model(fresh)
+    fresh.load_state_dict(tensors, strict=True)
+    compressor.decompress_model(fresh)
+    assert_weights_equal(fresh, quantize_weights(model, {n: spec for n in EXPORTED}), EXPORTED)
+    kept = plan_tensors(state, plan).kept
+    assert set(kept) == {"conv.weight", "fc1.bias", "counter"}
+    assert "3-D" in kept["conv.weight"] and "not named like" in kept["counter"]
+
+
+def test_a_bare_state_dict_names_a_missing_tensor():
+    with pytest.raises(ValueError, match="no tensor named 'x.weight'"):
+        tensors_to_compressed_tensors({}, {"x.weight": QuantSpec()})
