@@ -142,3 +142,15 @@ def test_size_and_speed_shows_the_energy_of_float_the_setting_and_integer_arithm
     assert len(energy_metrics) == 2, "the setting and integer arithmetic, each against float"
     assert "Horowitz" in " ".join(c.value for c in at.caption)
     assert any('"Energy per inference' in el.proto.spec for el in at.get("plotly_chart"))
+
+
+def test_the_mix_chosen_on_layer_sensitivity_joins_the_energy_comparison():
+    at = AppTest.from_file(APP, default_timeout=600)
+    at.query_params.update(model="digits-mlp", bits="4", sens_view="All bit widths", avg_bits="3")
+    at.run()
+    at.switch_page("app_pages/sensitivity.py").run()
+    assert not at.exception and not at.error
+    at.switch_page("app_pages/size_speed.py").run()
+    assert not at.exception and not at.error
+    assert "mixed-precision mix" in [m.label for m in at.metric]
+    assert "the one Layer sensitivity chose for 3 bits per weight" in " ".join(c.value for c in at.caption)

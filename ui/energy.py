@@ -23,8 +23,9 @@ from .analysis_figures import KEPT_FLOAT_COLOR
 from .figures import FLOAT_COLOR, QUANT_COLOR, axis_layout, f32, make_figure
 
 FORMULA = (
-    r"E \approx \sum_\ell \Big[\mathrm{MACs}_\ell\,(E_{\times} + E_{+}) + \tfrac{\mathrm{bytes}(W_\ell)}{4}\,"
-    r"E_{\text{DRAM}} + \tfrac{\mathrm{bytes}(x_\ell, y_\ell)}{4}\,E_{\text{SRAM}}\Big]"
+    r"\begin{aligned}E \approx \sum_\ell \Big[&\mathrm{MACs}_\ell\,(E_{\times} + E_{+}) \\ "
+    r"&+ \tfrac{\mathrm{bytes}(W_\ell)}{4}\,E_{\text{DRAM}} + \tfrac{\mathrm{bytes}(x_\ell, y_\ell)}{4}\,"
+    r"E_{\text{SRAM}}\Big]\end{aligned}"
 )
 
 
