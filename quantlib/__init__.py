@@ -21,17 +21,43 @@ from .spec import QParams, QTensor, QuantSpec
 
 #: Submodules loaded on first use (``quantlib.qat`` ...), so ``import quantlib`` stays light.
 _SUBMODULES = ("io", "mixed_precision", "model", "qat", "sensitivity", "speed", "walkthrough")
+#: Whole-model entry points, at the top level for the notebook but defined in those lazy submodules:
+#: ``quantlib.quantize_weights(model, spec)`` loads ``quantlib.model`` on first use.
+_LAZY = {
+    "list_layers": "model",
+    "layer_weight": "model",
+    "quantize_weights": "model",
+    "quantize_model": "model",
+    "capture_activations": "model",
+    "output_drift": "model",
+    "model_size_bytes": "model",
+    "layer_sensitivity": "sensitivity",
+    "sensitivity_sweep": "sensitivity",
+    "choose_bits": "mixed_precision",
+    "pareto_front": "mixed_precision",
+    "prepare_qat": "qat",
+    "train_qat": "qat",
+    "run_qat": "qat",
+    "load_tensors": "io",
+}
 
 
 def __getattr__(name: str):
-    if name in _SUBMODULES:
-        import importlib
+    import importlib
 
+    if name in _SUBMODULES:
         return importlib.import_module(f".{name}", __name__)
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'quantlib' has no attribute {name!r}")
 
 
-__all__ = [
+def __dir__() -> list[str]:
+    """What tab completion offers: the eager names, the lazy submodules and the lazy entry points."""
+    return sorted(set(globals()) | set(_SUBMODULES) | set(_LAZY))
+
+
+__all__ = [  # noqa: RUF022 - the eager names, then the lazy entry points
     "NF4_CODEBOOK",
     "QParams",
     "QTensor",
@@ -49,4 +75,5 @@ __all__ = [
     "metrics",
     "quantize",
     "summarize",
+    *_LAZY,
 ]
