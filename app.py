@@ -38,6 +38,7 @@ PAGES = [
     st.Page("app_pages/sensitivity.py", title="Layer sensitivity", icon="🧨", url_path="sensitivity"),
     st.Page("app_pages/size_speed.py", title="Size & speed", icon="⚡", url_path="size-speed"),
     st.Page("app_pages/qat.py", title="PTQ vs QAT", icon="🏋️", url_path="qat"),
+    st.Page("app_pages/algorithms.py", title="Algorithms", icon="🧪", url_path="algorithms"),
     st.Page("app_pages/walkthrough.py", title="Formula walkthrough", icon="🧮", url_path="walkthrough"),
     st.Page("app_pages/your_model.py", title="Your model", icon="📤", url_path="your-model"),
 ]
@@ -47,6 +48,7 @@ RUNS_THE_MODEL = {
     "output-drift": "compares the model's outputs before and after quantization",
     "sensitivity": "quantizes one layer at a time and measures the model's task metric",
     "qat": "trains the model on its training data",
+    "algorithms": "runs the model on its calibration inputs to round its layers better",
 }
 
 page = st.navigation(PAGES)

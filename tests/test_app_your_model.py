@@ -477,7 +477,7 @@ def test_the_tensor_explorer_error_curves_and_size_pages_read_the_file():
     assert not [b for b in at.button if b.key == "measure"]
 
 
-@pytest.mark.parametrize("page", ["output_drift", "sensitivity", "qat"])
+@pytest.mark.parametrize("page", ["output_drift", "sensitivity", "qat", "algorithms"])
 def test_pages_that_run_the_model_say_why_a_file_cannot_go_there(page):
     at = use_file_in_sidebar(open_page().button(key="_qe_upload_demo").click().run())
     at.switch_page(f"app_pages/{page}.py").run()

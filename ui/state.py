@@ -71,6 +71,8 @@ PAGE_PARAMS: dict[str, str] = {
     "lo": "a finite number: the low end of the range",
     "hi": "a finite number: the high end of the range",
     "example": "the number of one of tiny-linear's evaluation inputs, from 0",
+    "algos": "a comma list of gptq, awq, smoothquant, adaround, bias, cle, cle_bias",
+    "sq_alpha": "one of the SmoothQuant strengths 0.25, 0.5, 0.75, 0.85",
 }
 #: Streamlit's own parameters, never ours to judge.
 _STREAMLIT_PARAMS = {"embed", "embed_options"}

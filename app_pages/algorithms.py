@@ -1,0 +1,224 @@
+"""🧪 Algorithms: beyond round-to-nearest - GPTQ, AWQ, SmoothQuant, AdaRound, bias correction, CLE - compared
+live on the sample model, layer by layer, and the activation outliers behind SmoothQuant and AWQ."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from ui import analysis_data as ad
+from ui import components, data, job_views, jobs, state
+from ui import ptq_data as pd_
+from ui import ptq_figures as pf
+from ui.text import code_span, escape_markdown
+
+controls = state.current()
+sm = data.sample(controls.model)
+better = "higher" if sm.higher_is_better else "lower"
+
+components.page_intro(
+    "Algorithms",
+    "🧪",
+    "Round-to-nearest (RTN) rounds every weight on its own. The algorithms here use a few **calibration "
+    "inputs** to round better: they look at what each layer's output loses, not at each weight alone. Tick "
+    "the ones to compare with RTN: the task metric of the whole model, and the reconstruction error of every "
+    "layer on the calibration inputs.",
+    r"\min_{\hat W\ \in\ \text{grid}}\ \frac{\lVert W X - \hat W X\rVert^2}{\lVert W X\rVert^2}",
+    f"{pd_.TRY_THIS[0].summary()} [Open it]({pd_.TRY_THIS[0].link()}).",
+)
+
+spec, spec_note = ad.model_wide_spec(controls.model, controls.spec())
+notes = [spec_note] if spec_note else []
+if controls.target != "weights":
+    notes.append(
+        "each algorithm decides what it quantizes here: SmoothQuant weights and input activations, the others "
+        "weights only (the sidebar's *Quantize* setting applies on the other pages)"
+    )
+st.caption(
+    f"{sm.title} · all Linear / Conv layers at **{spec.label()}**, {spec.calibration} calibration (embedding "
+    f"tables stay float) · task metric **{sm.metric_name}** ({better} is better; float model "
+    f"{components.fmt(sm.float_metrics[sm.metric_name])})" + "".join(f" · Note: {n}." for n in notes)
+)
+
+
+# --- the algorithm checkboxes: one URL parameter, ``algos=gptq,awq`` ------------------------------------------
+
+
+def _algo_checkboxes(label: str, key: str, bind: str) -> str:  # noqa: ARG001 - page_widget's calling convention
+    """Checkboxes for the algorithms, kept in the URL as one comma list (``algos=gptq,awq``).
+
+    Streamlit's multiselect binds a list as a repeated parameter, which the app's link check reads as a key
+    given twice; this keeps the one parameter, in the order the link gave it.
+    """
+    if key not in st.session_state:
+        raw = st.query_params.get(key)
+        chosen, _ = pd_.parse_algos(raw) if raw is not None else (list(pd_.DEFAULT_ALGOS), [])
+        st.session_state[key] = ",".join(chosen)
+        for a in pd_.ALGORITHMS:
+            st.session_state[f"_algo_{a.key}"] = a.key in chosen
+    previous, _ = pd_.parse_algos(st.session_state[key])
+    st.markdown(f"**{label}**")
+    ticked = []
+    for start in range(0, len(pd_.ALGORITHMS), 4):  # rows of four: on a phone they stack in reading order
+        cols = st.columns(4)
+        for col, a in zip(cols, pd_.ALGORITHMS[start : start + 4], strict=False):
+            with col:
+                if st.checkbox(a.label, key=f"_algo_{a.key}", help=f"{a.paper}: {a.idea}."):
+                    ticked.append(a.key)
+    chosen = [k for k in previous if k in ticked] + [k for k in ticked if k not in previous]
+    value = ",".join(chosen)
+    st.session_state[key] = value
+    if value == ",".join(pd_.DEFAULT_ALGOS):
+        if key in st.query_params:
+            del st.query_params[key]
+    elif st.query_params.get(key) != value:
+        st.query_params[key] = value
+    return value
+
+
+chosen, _ = pd_.parse_algos(state.page_widget(_algo_checkboxes, "Compare with round-to-nearest:", "algos"))
+alpha = float(
+    state.page_widget(
+        st.select_slider,
+        "SmoothQuant migration strength α",
+        "sq_alpha",
+        options=list(pd_.SQ_ALPHAS),
+        value=pd_.SQ_DEFAULT_ALPHA,
+        help="How much of the activations' range moves into the weights: 0 = none, 1 = all. The paper uses "
+        "0.5; models with stronger outliers want more. Used by SmoothQuant and the outliers section below.",
+    )
+)
+
+# --- running them ------------------------------------------------------------------------------------------------
+
+runs = [pd_.RTN_W] + ([pd_.RTN_WA] if "smoothquant" in chosen else []) + chosen
+labels = {pd_.RTN_W: "RTN", pd_.RTN_WA: "RTN W+A"} | {a.key: a.label for a in pd_.ALGORITHMS}
+results: dict[str, dict] = {}
+skipped: dict[str, str] = {}
+for run in runs:
+    with components.friendly_errors(f"run {labels[run]}"):
+        try:
+            estimate = pd_.estimate_seconds(controls.model, run)
+            if estimate > pd_.MAX_JOB_SECONDS:
+                skipped[run] = (
+                    f"{labels[run]} would take about {job_views.seconds_text(estimate)} on this server for "
+                    f"{sm.title}'s {len(pd_.target_layers_of(controls.model))} layers, more than a background job "
+                    "may run; it is meant for small layers (CNNs, MLPs)."
+                )
+                continue
+            res = job_views.obtain(
+                pd_.result_key(controls.model, run, spec, alpha),
+                pd_.compute_run,
+                (controls.model, run, spec, alpha),
+                f"{labels[run]} on {sm.title}…",
+                lambda run=run: pd_.estimate_seconds(controls.model, run),
+                f"Run {labels[run]}",
+                f"run-{run}",
+                auto=True if run in pd_.QUICK_RUNS else None,
+            )
+            if res is not None:
+                results[run] = res
+        except jobs.ServerBusy as busy:
+            st.warning(str(busy), icon="⏳")
+for message in skipped.values():
+    st.info(message, icon="🐢")
+
+if len(results) > 1 or (results and not chosen):
+    done = list(results)
+    names = list(results[done[0]]["report"]["layer"])
+    short = ad.short_names(names)
+    left, right = st.columns([2, 3], gap="medium")
+    with left:
+        st.plotly_chart(
+            pf.metric_bars([labels[r] for r in done], [results[r]["metrics"][sm.metric_name] for r in done],
+                           sm.float_metrics[sm.metric_name], sm.metric_name),
+            key="ptq-metric", config={"displaylogo": False},
+        )
+    with right:
+        st.plotly_chart(
+            pf.layer_errors(short, {labels[r]: list(results[r]["report"]["rel_error"]) for r in done}),
+            key="ptq-layers", config={"displaylogo": False},
+        )
+    table = pd_.summary_table(results, labels, sm.metric_name, sm.higher_is_better)
+    st.dataframe(
+        table,
+        hide_index=True,
+        column_config={
+            sm.metric_name: st.column_config.NumberColumn(format="%.4f"),
+            "vs RTN": st.column_config.NumberColumn(
+                format="%+.4f", help=f"{better} is better; SmoothQuant against RTN W+A, the others against RTN"
+            ),
+            "mean layer error": st.column_config.NumberColumn(format="%.2e"),
+            "worst layer error": st.column_config.NumberColumn(format="%.2e"),
+            "seconds": st.column_config.NumberColumn("run time (s)", format="%.1f"),
+        },
+    )
+    st.caption(
+        f"{sm.metric_name} of the whole quantized model on its evaluation set; layer errors "
+        "‖WX − ŴX‖² / ‖WX‖² of each layer on the calibration inputs (with SmoothQuant and RTN W+A the "
+        "activation grid's error is in it too). Run time: quantizing, on one core of this server. Each result "
+        "is computed once and shared with everyone."
+    )
+    st.download_button(
+        "⬇️ Download the per-layer errors (CSV)",
+        pd_.layer_table(results, labels).to_csv(index=False),
+        file_name=f"algorithms_{controls.model}.csv",
+        mime="text/csv",
+        key="ptq-csv",
+    )
+elif not chosen:
+    st.caption("Tick an algorithm above to compare it with round-to-nearest.")
+
+# --- one line per algorithm ---------------------------------------------------------------------------------
+
+if chosen:
+    st.subheader("How each one works")
+    for key in chosen:
+        a = pd_.BY_KEY[key]
+        took = f" · ran in {results[key]['seconds']:.1f} s here" if key in results else ""
+        st.markdown(f"**{a.label}** ({a.paper}) - {a.idea}{took}.{pd_.page_note(key)}")
+        st.latex(a.formula)
+
+# --- activation outliers ----------------------------------------------------------------------------------------
+
+st.divider()
+st.subheader("🔭 Activation outliers")
+layer = pd_.outlier_layer(controls.model, controls.layer)
+if layer is None:
+    st.caption(
+        f"The sidebar's layer {code_span(state.layer_token(controls.layer))} is not a Linear / Conv layer (an "
+        "embedding table has no input activations to look at): pick one in the sidebar."
+    )
+else:
+    with components.friendly_errors("measure the activations"):
+        out = pd_.activation_outliers(controls.model, layer, alpha, data.spec_key(spec))
+        st.markdown(
+            f"The input of {code_span(state.layer_token(layer))} on the {out['rows']} calibration rows: the "
+            f"largest channel reaches **{out['ratio_before']:.0f}×** the median channel's maximum. One "
+            f"per-tensor activation grid of {out['levels']} levels must span that channel, so its step is "
+            f"**{out['step_before']:.3g}** and a typical (median) channel uses only "
+            f"**{out['levels_before']:.0f}** levels. SmoothQuant divides channel j by s_j (α = {alpha:g}) and "
+            f"multiplies the weights by it: the ratio becomes **{out['ratio_after']:.0f}×**, the step "
+            f"**{out['step_after']:.3g}** and the median channel uses **{out['levels_after']:.0f}** levels - the "
+            f"activations' SQNR at {spec.bits} bits goes from {components.fmt(out['sqnr_before'])} to "
+            f"{components.fmt(out['sqnr_after'])} dB. AWQ looks at the same picture from the weights' side: "
+            "the loud channels' weights are the ones worth protecting."
+        )
+        st.plotly_chart(
+            pf.outlier_chart(out["before"], out["after"], alpha, out["step_before"], out["step_after"]),
+            key="ptq-outliers", config={"displaylogo": False},
+        )
+        st.caption(
+            "Grey: max|x| of each input channel; orange: after dividing by the smoothing scale. Dashed: the step "
+            "of the per-tensor activation grid before and after (a channel below its line is rounded to a "
+            f"handful of values). Loudest channels: {', '.join(map(str, out['top']))}. Change the layer in the "
+            "sidebar, and α above."
+        )
+
+# --- try this ---------------------------------------------------------------------------------------------------
+
+st.divider()
+st.subheader("👉 Try this")
+cols = st.columns(len(pd_.TRY_THIS))
+for col, box in zip(cols, pd_.TRY_THIS, strict=True):
+    with col:
+        st.info(f"**{escape_markdown(box.title)}** - {box.summary()} [Open these settings]({box.link()}).")
