@@ -43,41 +43,65 @@ st.caption(
 # --- the algorithm checkboxes: one URL parameter, ``algos=gptq,awq`` ------------------------------------------
 
 
-def _algo_checkboxes(label: str, key: str, bind: str) -> str:  # noqa: ARG001 - page_widget's calling convention
-    """Checkboxes for the algorithms, kept in the URL as one comma list (``algos=gptq,awq``).
+ALGOS_KEY = "algos"
 
-    Streamlit's multiselect binds a list as a repeated parameter, which the app's link check reads as a key
-    given twice; this keeps the one parameter, in the order the link gave it.
-    """
-    if key not in st.session_state:
-        raw = st.query_params.get(key)
-        chosen, _ = pd_.parse_algos(raw) if raw is not None else (list(pd_.DEFAULT_ALGOS), [])
-        st.session_state[key] = ",".join(chosen)
-        for a in pd_.ALGORITHMS:
-            st.session_state[f"_algo_{a.key}"] = a.key in chosen
-    previous, _ = pd_.parse_algos(st.session_state[key])
-    st.markdown(f"**{label}**")
-    ticked = []
-    for start in range(0, len(pd_.ALGORITHMS), 4):  # rows of four: on a phone they stack in reading order
-        cols = st.columns(4)
-        for col, a in zip(cols, pd_.ALGORITHMS[start : start + 4], strict=False):
-            with col:
-                if st.checkbox(a.label, key=f"_algo_{a.key}", help=f"{a.paper}: {a.idea}."):
-                    ticked.append(a.key)
+
+def _on_tick() -> None:
+    """A checkbox changed: rewrite the comma list - ticked ones kept in their order, a new one last. A callback
+    runs before the script, so the bound text field (and with it the URL) changes with the click."""
+    previous, _ = pd_.parse_algos(st.session_state.get(ALGOS_KEY, ""))
+    ticked = [a.key for a in pd_.ALGORITHMS if st.session_state.get(f"_algo_{a.key}")]
     chosen = [k for k in previous if k in ticked] + [k for k in ticked if k not in previous]
-    value = ",".join(chosen)
-    st.session_state[key] = value
-    if value == ",".join(pd_.DEFAULT_ALGOS):
-        if key in st.query_params:
-            del st.query_params[key]
-    elif st.query_params.get(key) != value:
-        st.query_params[key] = value
-    return value
+    st.session_state[ALGOS_KEY] = ",".join(chosen)
 
 
-chosen, _ = pd_.parse_algos(state.page_widget(_algo_checkboxes, "Compare with round-to-nearest:", "algos"))
-alpha = float(
-    state.page_widget(
+def _algo_controls() -> tuple[list[str], list[str], object]:
+    """The algorithm checkboxes, and their comma list as a small text field bound to the URL (``algos``).
+
+    The field is the truth (a bound widget: the URL follows it, a link seeds it, the link check judges it);
+    the checkboxes are drawn from it on every run and write it back when clicked. One parameter rather than
+    Streamlit's multiselect binding, which repeats the key (``?algos=a&algos=b``) - read by the app's link
+    check as a key given twice.
+    """
+    if ALGOS_KEY in st.session_state:  # normalise what was typed (unknown names, repeats, spaces) before drawing
+        known, _ = pd_.parse_algos(st.session_state[ALGOS_KEY])
+        st.session_state[ALGOS_KEY] = ",".join(known)
+    st.markdown("**Compare with round-to-nearest:**")
+    boxes = st.container()
+    field_col, beside = st.columns(2, gap="medium")
+    with field_col:
+        raw = _algos_field()
+    chosen, unknown = pd_.parse_algos(raw)
+    with boxes:
+        for start in range(0, len(pd_.ALGORITHMS), 4):  # rows of four: on a phone they stack in reading order
+            cols = st.columns(4)
+            for col, a in zip(cols, pd_.ALGORITHMS[start : start + 4], strict=False):
+                st.session_state[f"_algo_{a.key}"] = a.key in chosen
+                with col:
+                    st.checkbox(a.label, key=f"_algo_{a.key}", help=f"{a.paper}: {a.idea}.", on_change=_on_tick)
+    return chosen, unknown, beside
+
+
+def _algos_field() -> str:
+    return state.page_widget(
+        st.text_input,
+        "The same as a link parameter",
+        ALGOS_KEY,
+        value=",".join(pd_.DEFAULT_ALGOS),
+        max_chars=200,
+        help="A comma list of " + ", ".join(a.key for a in pd_.ALGORITHMS) + " - what `algos=` in a shared link "
+        "holds. Type or paste one, or tick the boxes above.",
+    )
+
+
+chosen, unknown_algos, alpha_box = _algo_controls()
+if unknown_algos:
+    st.warning(
+        "Not an algorithm of this page, ignored: " + ", ".join(code_span(u[:40]) for u in unknown_algos[:8]),
+        icon="🔗",
+    )
+with alpha_box:  # type: ignore[attr-defined] - a Streamlit column
+    alpha = float(state.page_widget(
         st.select_slider,
         "SmoothQuant migration strength α",
         "sq_alpha",
@@ -85,8 +109,7 @@ alpha = float(
         value=pd_.SQ_DEFAULT_ALPHA,
         help="How much of the activations' range moves into the weights: 0 = none, 1 = all. The paper uses "
         "0.5; models with stronger outliers want more. Used by SmoothQuant and the outliers section below.",
-    )
-)
+    ))
 
 # --- running them ------------------------------------------------------------------------------------------------
 

@@ -98,19 +98,32 @@ def test_the_algos_parameter_sets_the_checkboxes_and_bad_tokens_are_reported():
     assert not at.exception and not at.error
     assert at.checkbox(key="_algo_cle_bias").value and at.checkbox(key="_algo_bias").value
     assert not at.checkbox(key="_algo_gptq").value
-    assert at.session_state["algos"] == "cle_bias,bias"
-    assert "algos=cle_bias,Magic,bias" in texts(at, "warning") + texts(at, "info") + texts(at, "markdown")
+    assert "Not an algorithm of this page, ignored: `magic`" in texts(at, "warning")
+    labels = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]["x"]
+    assert labels == ["RTN", "CLE + bias correction", "Bias correction"], "in the link's order"
+    at.run()
+    assert at.text_input(key="algos").value == "cle_bias,bias", "the next run keeps only what was used"
 
 
-def test_ticking_a_checkbox_updates_the_one_url_parameter():
+def test_ticking_a_checkbox_rewrites_the_one_bound_parameter():
     at = open_page(model="digits-mlp")
+    assert at.text_input(key="algos").value == "gptq,awq"
     at.checkbox(key="_algo_bias").check().run()
     assert not at.exception and not at.error
-    assert at.query_params["algos"] in ("gptq,awq,bias", ["gptq,awq,bias"])
+    assert at.text_input(key="algos").value == "gptq,awq,bias"
     at.checkbox(key="_algo_gptq").uncheck().run()
     at.checkbox(key="_algo_awq").uncheck().run()
+    assert at.text_input(key="algos").value == "bias"
     assert at.query_params["algos"] in ("bias", ["bias"])
     assert "Bias correction" in texts(at, "markdown")
+
+
+def test_typing_a_list_ticks_the_boxes():
+    at = open_page(model="digits-mlp")
+    at.text_input(key="algos").input("bias, cle").run()
+    assert not at.exception and not at.error
+    assert at.checkbox(key="_algo_bias").value and at.checkbox(key="_algo_cle").value
+    assert not at.checkbox(key="_algo_gptq").value
 
 
 def test_smoothquant_is_compared_with_rtn_on_weights_and_activations():
