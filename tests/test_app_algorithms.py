@@ -177,3 +177,20 @@ def test_figure_builders_are_pure_and_small_for_minilm_sizes():
     assert len(out.to_json()) < MAX_CHART_BYTES
     bars = pf.metric_bars(["RTN", "GPTQ"], [0.9, 0.95], 1.0, "spearman")
     assert list(bars.data[0].x) == ["RTN", "GPTQ"]
+
+
+def test_a_crafted_algos_link_adds_no_markup_and_a_long_one_is_cut():
+    at = open_page(model="tiny-linear", algos="[x](http://evil.example)`,**b**,<b>h</b>," + "z" * 10_000)
+    assert not at.exception and not at.error
+    warning = texts(at, "warning")
+    assert "Not an algorithm of this page" in warning
+    # every name sits in a code span (markdown shows it as text), each cut to 40 characters
+    assert "`` [x](http://evil.example)` ``, `**b**`, `<b>h</b>`, `" + "z" * 40 + "`" in warning
+    assert len(warning) < 600
+    assert not any(at.checkbox(key=f"_algo_{a.key}").value for a in pd_.ALGORITHMS)
+
+
+def test_a_bad_smoothquant_strength_falls_back_with_a_notice():
+    at = open_page(model="digits-mlp", algos="", sq_alpha="9")
+    assert not at.exception and not at.error
+    assert at.select_slider(key="sq_alpha").value == pd_.SQ_DEFAULT_ALPHA
