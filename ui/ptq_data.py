@@ -210,7 +210,15 @@ def outlier_layer(model: str, layer: str) -> str | None:
         return None
 
 
-@st.cache_data(max_entries=64, show_spinner="Running the calibration inputs through the model…")
+@st.cache_resource(max_entries=8, show_spinner="Running the calibration inputs through the model…")
+def _layer_input(model: str, layer: str) -> torch.Tensor:
+    """The layer's input rows on the calibration inputs (a private copy of the model runs them; read only:
+    shared by every session). MiniLM's widest: 544 × 1536 float32, 3.3 MB."""
+    sm = data.sample(model)
+    return capture_inputs(sm.model, [layer], sm.calibration_inputs)[layer]
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
 def activation_outliers(model: str, layer: str, alpha: float, spec_key: str) -> dict[str, Any]:
     """Per-channel max|x| of ``layer``'s input on the calibration inputs, before and after SmoothQuant's
     migration at ``alpha``, and what it does to a per-tensor activation grid of the spec.
@@ -220,7 +228,7 @@ def activation_outliers(model: str, layer: str, alpha: float, spec_key: str) -> 
     """
     sm = data.sample(model)
     module = sm.model.get_submodule(layer)
-    x = capture_inputs(sm.model, [layer], sm.calibration_inputs)[layer]
+    x = _layer_input(model, layer)
     w2 = weight_matrix(module)
     channels = module.in_features if isinstance(module, torch.nn.Linear) else module.in_channels
     kp = w2.shape[1] // channels
