@@ -5,9 +5,10 @@ Gaussian elimination:
 
     δ = (w_i − q_i) / [H⁻¹]_ii ;  W[:, F] −= δ · [H⁻¹]_{i,F} ;  H⁻¹ ← H⁻¹ − H⁻¹_{:,i} H⁻¹_{i,:} / [H⁻¹]_ii
 
-in float64, one column at a time, no blocks. No published GPTQ installs here on CPU without pulling another
-torch build (the authors' repository is not a package; GPTQModel / llm-compressor pin their own torch), so this
-is the independent reference. quantlib's version (float32, Cholesky factor, lazy blocks) must agree: the same
+in float64, one column at a time, no blocks. No published GPTQ installs beside this project's pins (checked with
+``pip install --dry-run``): the PyPI package ``gptq`` 0.0.3 does not build, auto-gptq / GPTQModel are CUDA
+toolkits, and llm-compressor 0.14 accepts torch 2.13 but moves transformers from the pinned 5.24.0 to 5.17.0 (the
+MiniLM loader's version). So this is the independent reference. quantlib's version (float32, Cholesky factor, lazy blocks) must agree: the same
 weights except for rare ties that float rounding tips the other way, and the same reconstruction error.
 """
 
