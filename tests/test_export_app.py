@@ -214,3 +214,13 @@ def test_bits_on_the_wire_covers_every_format_without_errors(params):
     assert any(h.value == "4 · Bits on the wire" for h in at.header)
     if params.get("bits") == "12":
         assert any("16-bit integers" in i.value for i in at.info)
+
+
+def test_an_export_over_the_budget_still_offers_the_recipe(downloads):
+    at = open_app(model="minilm", calibration="entropy", granularity="group", group_size="64")
+    assert not at.exception
+    assert downloads["export-explorer-safetensors"]["disabled"] is True
+    assert "not available for this setting" in captions(at) and "too big for this shared server" in captions(at)
+    assert recipe.from_json(downloads["export-explorer-recipe"]["data"]).layers["bert.pooler.dense"].calibration == (
+        "entropy"
+    )

@@ -16,6 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from quantlib import QuantSpec
+from quantlib.budget import BudgetExceeded
 from quantlib.export import check_spec
 
 from . import components, data, export_data
@@ -104,8 +105,12 @@ def sample_downloads(model: str, plan: Mapping[str, QuantSpec], stem: str, key: 
         why_not = _unsupported(plan)
         summary = None
         if why_not is None:
-            p = export_data.check(model, plan)
-            summary = export_data.summary(p, export_data.file_size(p, data.sample(model).model.state_dict()))
+            try:
+                p = export_data.check(model, plan)
+            except BudgetExceeded as err:  # the recipe is free: offer it, and say why the file is not
+                why_not = str(err).rstrip(".")
+            else:
+                summary = export_data.summary(p, export_data.file_size(p, data.sample(model).model.state_dict()))
         _buttons(
             lambda: export_data.sample_file(model, recipe_text),
             recipe_text,
@@ -125,12 +130,18 @@ def upload_downloads(up: Any, spec: QuantSpec, key: str = "export-upload") -> No
         why_not = _unsupported(spec)
         summary, layers = None, {}
         if why_not is None:
-            p, plan = export_data.check_upload(tensors, plan, spec)
-            summary = export_data.summary(p, export_data.file_size(p, tensors))
-            layers = p.quantized
-        else:
-            layers = {n.removesuffix(".weight"): s for n, s in plan.items()}
-        recipe_text = export_data.recipe_json(up.filename, layers or {"": spec})
+            try:
+                p, plan = export_data.check_upload(tensors, plan, spec)
+            except BudgetExceeded as err:
+                why_not = str(err).rstrip(".")
+            else:
+                summary = export_data.summary(p, export_data.file_size(p, tensors))
+                layers = p.quantized
+        layers = layers or {n.removesuffix(".weight"): s for n, s in plan.items()}
+        if not layers:
+            st.caption("This file holds no weight matrices (2-D or larger tensors named `…weight`) to export.")
+            return
+        recipe_text = export_data.recipe_json(up.filename, layers)
         _buttons(
             lambda: export_data.upload_file(tensors, plan, recipe_text),
             recipe_text,
