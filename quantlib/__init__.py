@@ -14,8 +14,8 @@ No Streamlit, no plotting: tensors and modules in, tensors, dataclasses and Data
 from . import metrics
 from .analysis import QuantReport, histogram, summarize
 from .curves import calibrated_clip_ratio, clip_sweep, error_curve
+from .formats import NF4_CODEBOOK
 from .grid import clip_range, grid
-from .kernels import NF4_CODEBOOK
 from .quantize import choose_qparams, dequantize, fake_quant, quantize
 from .spec import QParams, QTensor, QuantSpec
 

@@ -66,7 +66,7 @@ def summarize(x: torch.Tensor, spec: QuantSpec, qparams: QParams | None = None) 
     qparams = qparams if qparams is not None else choose_qparams(xf, spec)
     qt = quantize(xf, spec, qparams)
     rows = layout.rows(xf)
-    codes = layout.rows(qt.q.to(torch.float32) if spec.format != "nf4" else qt.q.to(torch.int32))
+    codes = layout.rows(spec.number_format.codes_for_counting(qt.q))
     scale = qparams.scale.reshape(-1, 1).to(torch.float32)
     zp = qparams.zero_point.reshape(-1, 1)
     if qparams.scale.dim() == 0:

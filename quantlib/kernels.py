@@ -2,6 +2,9 @@
 
 All functions take float32 tensors and scale / zero-point tensors that broadcast against them. They are shared
 by :mod:`quantlib.quantize` (the public API) and :mod:`quantlib.calibration` (which tries many clip ranges).
+The integer-grid arithmetic lives here; :func:`fake_quant_with`, :func:`in_range_mask` and
+:func:`qparams_from_range` work for any format by asking :mod:`quantlib.formats`, where each format's own
+grid and code arithmetic live.
 
 Integer grid, with ``inv_s = 1 / s`` computed in float32 as PyTorch's kernels do (``x * inv_s`` and ``x / s``
 differ in the last bit for a few values, which can flip a tie):
@@ -16,35 +19,13 @@ Example, ``s = 0.5, z = 0`` on the int4 grid ``[-8, 7]``: ``x = 1.3 -> 2.6 -> q 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 
-from .spec import QuantSpec, fp8_dtype, fp8_max
-
-#: The 16 values of the NF4 data type (QLoRA, Dettmers et al. 2023): quantiles of a standard normal,
-#: normalised to [-1, 1], with an exact zero. A block is scaled by its absmax onto this codebook.
-NF4_CODEBOOK = torch.tensor(
-    [
-        -1.0,
-        -0.6961928009986877,
-        -0.5250730514526367,
-        -0.39491748809814453,
-        -0.28444138169288635,
-        -0.18477343022823334,
-        -0.09105003625154495,
-        0.0,
-        0.07958029955625534,
-        0.16093020141124725,
-        0.24611230194568634,
-        0.33791524171829224,
-        0.44070982933044434,
-        0.5626170039176941,
-        0.7229568362236023,
-        1.0,
-    ],
-    dtype=torch.float32,
-)
-_NF4_MIDPOINTS = (NF4_CODEBOOK[1:] + NF4_CODEBOOK[:-1]) / 2
+if TYPE_CHECKING:
+    from .formats import NumberFormat
+    from .spec import QuantSpec
 
 #: Smallest scale we allow: a zero range (all-zero block) must not divide by zero. ``finfo.tiny`` rather than
 #: ``eps`` keeps very small but non-zero tensors (say 1e-20) quantizable instead of collapsing them to 0.
@@ -147,69 +128,26 @@ def int_in_range_mask(x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Te
     return (r >= lo) & (r <= hi)
 
 
+def number_format(spec: QuantSpec) -> NumberFormat:
+    """The :class:`~quantlib.formats.NumberFormat` of ``spec`` (imported here on first use: the formats build
+    on the integer arithmetic above)."""
+    from .formats import get
+
+    return get(spec.format)
+
+
 def in_range_mask(x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor, spec: QuantSpec) -> torch.Tensor:
     """Where ``x`` is *not* clipped, for any format: the straight-through estimator's mask.
 
     Integer grids: :func:`int_in_range_mask` (``x`` may pass the grid's end by less than half a step, as it
-    then rounds to the end anyway). fp8, likewise: ``|x / s|`` below the largest finite value plus half the
-    spacing there (464 for e4m3, 61440 for e5m2), i.e. the values that round to a finite fp8 value without
-    saturating - so a block's own absmax, whose ``x / s`` can come out a last bit above 448, is not clipped.
-    nf4: ``|x / s| <= 1`` (``s`` is the absmax, and ``absmax / absmax`` is exactly 1).
+    then rounds to the end anyway); fp8 and nf4: see their :meth:`~quantlib.formats.NumberFormat.in_range`.
     """
-    if spec.is_integer_grid:
-        return int_in_range_mask(x, scale, zero_point, spec)
-    v = torch.div(x, scale).abs_()
-    if spec.format == "nf4":
-        return v <= 1.0
-    return v < fp8_reach(spec.format)
-
-
-def fp8_reach(fmt: str) -> float:
-    """Where an fp8 format starts to saturate: its largest finite value plus half the spacing below it.
-
-    >>> fp8_reach("fp8_e4m3"), fp8_reach("fp8_e5m2")
-    (464.0, 61440.0)
-    """
-    info = torch.finfo(fp8_dtype(fmt))
-    top_spacing = info.eps * 2.0 ** math.floor(math.log2(info.max))
-    return info.max + top_spacing / 2
-
-
-def fp8_quantize(x: torch.Tensor, scale: torch.Tensor, spec: QuantSpec) -> torch.Tensor:
-    """fp8 codes of ``x / s``: clamp to the format's finite range, then cast (round to nearest even).
-
-    Clamping first matters: casting an out-of-range float32 to fp8 is not a saturating operation on every
-    backend, and e4m3fn has no infinity to land on.
-    """
-    m = fp8_max(spec.format)
-    # A true division, as documented: ``x * (1 / s)`` differs from ``x / s`` in the last bit for a few values,
-    # which can move the result to the neighbouring fp8 value.
-    return torch.div(x, scale).clamp_(-m, m).to(fp8_dtype(spec.format))
-
-
-def fp8_fake_quant(x: torch.Tensor, scale: torch.Tensor, spec: QuantSpec) -> torch.Tensor:
-    """``x̂ = fp8(clamp(x / s)) * s``."""
-    return fp8_quantize(x, scale, spec).to(torch.float32).mul_(scale)
-
-
-def nf4_quantize(x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """Index (uint8, 0..15) of the NF4 code nearest to ``x / absmax``; ties go to the lower code."""
-    v = (x / scale).clamp_(-1.0, 1.0).contiguous()  # bucketize copies (and warns) otherwise
-    return torch.bucketize(v, _NF4_MIDPOINTS).to(torch.uint8)
-
-
-def nf4_dequantize(q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """``x̂ = codebook[q] * absmax``."""
-    return NF4_CODEBOOK[q.long()] * scale
+    return number_format(spec).in_range(x, scale, zero_point, spec)
 
 
 def fake_quant_with(x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor, spec: QuantSpec) -> torch.Tensor:
     """Fake-quantize ``x`` (float32) with given scale / zero point, for any format."""
-    if spec.is_integer_grid:
-        return int_fake_quant(x, scale, zero_point, spec)
-    if spec.format == "nf4":
-        return nf4_dequantize(nf4_quantize(x, scale), scale)
-    return fp8_fake_quant(x, scale, spec)
+    return number_format(spec).fake_quant(x, scale, zero_point, spec)
 
 
 def qparams_from_range(lo: torch.Tensor, hi: torch.Tensor, spec: QuantSpec) -> tuple[torch.Tensor, torch.Tensor]:
@@ -228,45 +166,7 @@ def qparams_from_range(lo: torch.Tensor, hi: torch.Tensor, spec: QuantSpec) -> t
     (``|c| / 2^(b-2)`` symmetric, ``|c| / 2^(b-1)`` asymmetric, ``|c| / 256`` fp8), so it comes back exactly;
     an all-zero block gets ``MIN_SCALE`` and comes back as zeros.
     """
-    lo = lo.to(torch.float32)
-    hi = hi.to(torch.float32)
-    constant = (lo == hi) & (lo != 0)
-    c = lo.abs()
-    if spec.scheme == "symmetric":
-        amax = torch.maximum(-lo, hi).clamp_(min=0)
-        if spec.format == "nf4":
-            scale = amax.clone()
-        elif spec.format in ("fp8_e4m3", "fp8_e5m2"):
-            scale = amax / fp8_max(spec.format)
-            scale = torch.where(constant, c / 256.0, scale)
-        else:
-            scale = amax / float(spec.qmax)
-            if spec.format == "int":
-                scale = torch.where(constant, c / float(2 ** (spec.bits - 2)), scale)
-        zero_point = torch.zeros(scale.shape, dtype=torch.int32)
-    else:
-        lo_neg = torch.clamp(lo, max=0.0)
-        hi_pos = torch.clamp(hi, min=0.0)
-        span = float(spec.qmax - spec.qmin)
-        scale = (hi_pos - lo_neg) / span
-        overflow = ~torch.isfinite(scale)
-        if overflow.any():
-            # hi - lo overflows float32 for ranges near ±3.4e38: compute the same quotient in float64.
-            scale = torch.where(overflow, (hi_pos.double() / span - lo_neg.double() / span).float(), scale)
-        if spec.format == "int":
-            scale = torch.where(constant, c / float(2 ** (spec.bits - 1)), scale)
-        zero_point = None  # computed after the scale is final
-    scale = scale.clamp_(min=MIN_SCALE)
-    if spec.format == "pow2":
-        scale = pow2_at_least(scale)
-    if zero_point is None:
-        zero_point = _zero_point(lo_neg, scale, spec)
-    return scale, zero_point
-
-
-def _zero_point(lo_neg: torch.Tensor, scale: torch.Tensor, spec: QuantSpec) -> torch.Tensor:
-    z = spec.qmin - torch.round(lo_neg / scale)
-    return z.clamp_(spec.qmin, spec.qmax).to(torch.int32)
+    return number_format(spec).qparams_from_range(lo, hi, spec)
 
 
 #: Largest power of two a float32 holds (2^127); 2^128 is already infinite.

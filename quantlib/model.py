@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from . import metrics
+from .inputs import Inputs, call
 from .kernels import qparams_from_range
 from .quantize import as_float32, choose_qparams, fake_quant
 from .spec import QParams, QuantSpec
@@ -50,7 +51,6 @@ _TRANSPOSED = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 #: calibrating a transformer does not hold every activation of every layer in memory.
 ACTIVATION_SAMPLE_VALUES = 1 << 18
 
-Inputs = torch.Tensor | tuple | list | dict
 SpecArg = QuantSpec | Mapping[str, QuantSpec]
 
 
@@ -66,16 +66,6 @@ class LayerInfo:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def call(model: nn.Module, inputs: Inputs) -> torch.Tensor:
-    """Run ``model`` on ``inputs``: ``model(x)`` for a tensor, ``model(*x)`` for a tuple/list, ``model(**x)``
-    for a dict - the convention the sample models use."""
-    if isinstance(inputs, dict):
-        return model(**inputs)
-    if isinstance(inputs, (tuple, list)):
-        return model(*inputs)
-    return model(inputs)
 
 
 def list_layers(model: nn.Module) -> list[LayerInfo]:
@@ -469,8 +459,9 @@ def weight_storage(spec: QuantSpec, info: LayerInfo) -> tuple[int, int]:
     scale (4 bytes) plus, for the asymmetric scheme, a zero point of ``ceil(bits / 8)`` bytes.
     E.g. a 128×64 Linear at int4 per-group(64), symmetric: 4096 + 128·4 = 4608 bytes vs 32768 in fp32.
     """
-    payload = math.ceil(info.numel * spec.bits / 8)
-    per_block = 4 + (math.ceil(spec.bits / 8) if spec.scheme == "asymmetric" else 0)
+    bits = spec.number_format.storage_bits(spec)
+    payload = math.ceil(info.numel * bits / 8)
+    per_block = 4 + (math.ceil(bits / 8) if spec.scheme == "asymmetric" else 0)
     return payload, _num_blocks(spec, info) * per_block
 
 

@@ -27,16 +27,7 @@ import math
 import torch
 
 from .calibration import compute_range
-from .kernels import (
-    fake_quant_with,
-    fp8_quantize,
-    in_range_mask,
-    int_dequantize,
-    int_quantize,
-    nf4_dequantize,
-    nf4_quantize,
-    qparams_from_range,
-)
+from .kernels import fake_quant_with, in_range_mask, qparams_from_range
 from .layout import BlockLayout
 from .spec import QParams, QTensor, QuantSpec
 
@@ -139,13 +130,7 @@ def quantize(x: torch.Tensor, spec: QuantSpec, qparams: QParams | None = None) -
     [-50, 25, 127]
     """
     xf, layout, qparams, scale, zp = _prepare(x, spec, qparams)
-    v = layout.view(xf)
-    if spec.is_integer_grid:
-        q = int_quantize(v, scale, zp, spec)
-    elif spec.format == "nf4":
-        q = nf4_quantize(v, scale)
-    else:
-        q = fp8_quantize(v, scale, spec)
+    q = spec.number_format.encode(layout.view(xf), scale, zp, spec)
     return QTensor(layout.unview(q), qparams, spec, _output_dtype(x))
 
 
@@ -153,13 +138,7 @@ def dequantize(qt: QTensor) -> torch.Tensor:
     """Read codes back to real values: ``x̂ = (q - z) · s`` (``codebook[q] · s`` for nf4, ``fp8 · s``)."""
     layout = BlockLayout.of(qt.q.shape, qt.spec)
     v = layout.view(qt.q)
-    scale = qt.qparams.scale.to(torch.float32)
-    if qt.spec.is_integer_grid:
-        out = int_dequantize(v, scale, qt.qparams.zero_point)
-    elif qt.spec.format == "nf4":
-        out = nf4_dequantize(v, scale)
-    else:
-        out = v.to(torch.float32) * scale
+    out = qt.spec.number_format.decode(v, qt.qparams.scale.to(torch.float32), qt.qparams.zero_point)
     return layout.unview(out).to(qt.dtype)
 
 

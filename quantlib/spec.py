@@ -18,16 +18,19 @@ from dataclasses import dataclass
 
 import torch
 
+from .formats import REGISTRY, NumberFormat, get
+
 SCHEMES = ("symmetric", "asymmetric")
 GRANULARITIES = ("tensor", "channel", "group")
 CALIBRATIONS = ("minmax", "percentile", "mse", "entropy")
 ROUNDINGS = ("nearest", "truncate", "stochastic")
-FORMATS = ("int", "fp8_e4m3", "fp8_e5m2", "nf4", "pow2")
+#: The built-in number formats (:mod:`quantlib.formats`; ``formats.register`` adds more).
+FORMATS = tuple(REGISTRY)
 
 #: Formats whose grid is the uniform integer grid ``[qmin, qmax]`` (pow2 only restricts the scale).
-INTEGER_FORMATS = ("int", "pow2")
+INTEGER_FORMATS = tuple(name for name, f in REGISTRY.items() if f.integer_grid)
 #: Formats with a fixed number of bits: the ``bits`` field is set to this for them.
-FIXED_BITS = {"fp8_e4m3": 8, "fp8_e5m2": 8, "nf4": 4}
+FIXED_BITS = {name: f.fixed_bits for name, f in REGISTRY.items() if f.fixed_bits}
 
 MIN_BITS, MAX_BITS = 2, 16
 
@@ -76,22 +79,21 @@ class QuantSpec:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        _choice("format", self.format, FORMATS)
+        _choice("format", self.format, tuple(REGISTRY))
         _choice("scheme", self.scheme, SCHEMES)
         _choice("granularity", self.granularity, GRANULARITIES)
         _choice("calibration", self.calibration, CALIBRATIONS)
         _choice("rounding", self.rounding, ROUNDINGS)
-        if self.format in FIXED_BITS:
+        fmt = get(self.format)
+        if fmt.fixed_bits:
             # The format fixes the width; keeping the field truthful makes sizes and labels right.
-            object.__setattr__(self, "bits", FIXED_BITS[self.format])
-            if self.scheme != "symmetric":
-                raise ValueError(f"format {self.format!r} is symmetric (zero point 0): use scheme='symmetric'")
-            if self.rounding != "nearest":
-                raise ValueError(
-                    f"format {self.format!r} always rounds to the nearest grid value: use rounding='nearest'"
-                )
-        elif isinstance(self.bits, bool) or not isinstance(self.bits, int) or not (
-            MIN_BITS <= self.bits <= MAX_BITS
+            object.__setattr__(self, "bits", fmt.fixed_bits)
+        if fmt.symmetric_only and self.scheme != "symmetric":
+            raise ValueError(f"format {self.format!r} is symmetric (zero point 0): use scheme='symmetric'")
+        if not fmt.integer_grid and self.rounding != "nearest":
+            raise ValueError(f"format {self.format!r} always rounds to the nearest grid value: use rounding='nearest'")
+        if not fmt.fixed_bits and (
+            isinstance(self.bits, bool) or not isinstance(self.bits, int) or not MIN_BITS <= self.bits <= MAX_BITS
         ):
             raise ValueError(
                 f"bits must be an integer from {MIN_BITS} to {MAX_BITS} for integer formats, got {self.bits!r}"
@@ -112,40 +114,29 @@ class QuantSpec:
             raise ValueError(f"seed must be an integer, got {self.seed!r}")
 
     @property
+    def number_format(self) -> NumberFormat:
+        """The :class:`~quantlib.formats.NumberFormat` this spec names."""
+        return get(self.format)
+
+    @property
     def is_integer_grid(self) -> bool:
         """True for formats whose values are the integers ``qmin..qmax`` times a scale."""
-        return self.format in INTEGER_FORMATS
+        return get(self.format).integer_grid
 
     @property
     def qmin(self) -> int:
-        """Smallest integer of the grid: ``-2^(b-1)`` (``+1`` when narrow), or 0 for asymmetric."""
-        if self.format == "nf4":
-            return 0
-        if self.format in ("fp8_e4m3", "fp8_e5m2"):
-            return -int(fp8_max(self.format))
-        if self.scheme == "asymmetric":
-            return 0
-        return -(2 ** (self.bits - 1)) + (1 if self.narrow_range else 0)
+        """Smallest code: ``-2^(b-1)`` (``+1`` when narrow) symmetric, 0 asymmetric; the format's own otherwise."""
+        return get(self.format).code_range(self)[0]
 
     @property
     def qmax(self) -> int:
-        """Largest integer of the grid: ``2^(b-1) - 1`` symmetric, ``2^b - 1`` asymmetric."""
-        if self.format == "nf4":
-            return 15
-        if self.format in ("fp8_e4m3", "fp8_e5m2"):
-            return int(fp8_max(self.format))
-        if self.scheme == "asymmetric":
-            return 2**self.bits - 1
-        return 2 ** (self.bits - 1) - 1
+        """Largest code: ``2^(b-1) - 1`` symmetric, ``2^b - 1`` asymmetric; the format's own otherwise."""
+        return get(self.format).code_range(self)[1]
 
     @property
     def levels(self) -> int:
         """How many distinct values the grid has (fp8 counts its finite codes)."""
-        if self.format == "nf4":
-            return 16
-        if self.format in ("fp8_e4m3", "fp8_e5m2"):
-            return fp8_levels(self.format)
-        return self.qmax - self.qmin + 1
+        return get(self.format).levels(self)
 
     def replace(self, **changes: object) -> QuantSpec:
         """A copy with some fields changed (validated again)."""
@@ -153,29 +144,10 @@ class QuantSpec:
 
     def label(self) -> str:
         """A short human label such as ``"int4 asym per-channel"``."""
-        fmt = f"{self.format}" if self.format not in INTEGER_FORMATS else f"{self.format}{self.bits}"
+        fmt = f"{self.format}{self.bits}" if self.is_integer_grid else self.format
         gran = {"tensor": "per-tensor", "channel": "per-channel", "group": f"per-group({self.group_size})"}
         scheme = "sym" if self.scheme == "symmetric" else "asym"
         return f"{fmt} {scheme} {gran[self.granularity]}"
-
-
-_FP8_DTYPES = {"fp8_e4m3": torch.float8_e4m3fn, "fp8_e5m2": torch.float8_e5m2}
-
-
-def fp8_dtype(fmt: str) -> torch.dtype:
-    """The torch dtype of an fp8 format name."""
-    return _FP8_DTYPES[fmt]
-
-
-def fp8_max(fmt: str) -> float:
-    """Largest finite value of an fp8 format: 448 for e4m3, 57344 for e5m2."""
-    return float(torch.finfo(_FP8_DTYPES[fmt]).max)
-
-
-def fp8_levels(fmt: str) -> int:
-    """Number of distinct finite values of an fp8 format (+0 and -0 count once)."""
-    codes = torch.arange(256, dtype=torch.uint8).view(_FP8_DTYPES[fmt]).float()
-    return int(torch.unique(codes[torch.isfinite(codes)]).numel())
 
 
 @dataclass(frozen=True)

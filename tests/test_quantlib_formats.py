@@ -15,7 +15,7 @@ from quantlib import (
     grid,
     quantize,
 )
-from quantlib.grid import fp8_values
+from quantlib.formats import get
 from quantlib.layout import BlockLayout
 
 FP8 = [("fp8_e4m3", torch.float8_e4m3fn, 448.0), ("fp8_e5m2", torch.float8_e5m2, 57344.0)]
@@ -56,7 +56,7 @@ def test_fp8_fake_quant_equals_casting_x_over_s_to_torch_fp8_and_back(fmt, dtype
 def test_fp8_fake_quant_equals_casting_x_over_s_on_values_at_fp8_midpoints(fmt, dtype, fmax):
     # x = (midpoint between two fp8 values) * s: whether x / s rounds up or down decides the fp8 value, and
     # x * (1 / s) differs from x / s in the last bit often enough to flip ~10% of these.
-    vals = fp8_values(fmt)
+    vals = get(fmt).all_values()
     mids = (vals[1:] + vals[:-1]) / 2
     amax = torch.rand(2000, generator=_gen(9)) * 10 + 0.1
     x = torch.cat([mids[None, :] * (amax / fmax)[:, None], amax[:, None]], dim=1)
@@ -90,7 +90,7 @@ def test_fp8_saturates_values_beyond_the_range_instead_of_producing_nan_or_inf(f
 
 @pytest.mark.parametrize(("fmt", "count"), [("fp8_e4m3", 253), ("fp8_e5m2", 247)])
 def test_fp8_value_table_is_the_sorted_finite_codes(fmt, count):
-    vals = fp8_values(fmt)
+    vals = get(fmt).all_values()
     assert vals.numel() == count == QuantSpec(format=fmt).levels
     assert torch.all(vals[1:] > vals[:-1])
     assert vals[0].item() == -vals[-1].item() == -QuantSpec(format=fmt).qmax

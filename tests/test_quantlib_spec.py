@@ -7,7 +7,8 @@ import dataclasses
 import pytest
 
 from quantlib import QuantSpec
-from quantlib.spec import CALIBRATIONS, FORMATS, GRANULARITIES, ROUNDINGS, SCHEMES, fp8_levels, fp8_max
+from quantlib.formats import get
+from quantlib.spec import CALIBRATIONS, FORMATS, GRANULARITIES, ROUNDINGS, SCHEMES
 
 
 @pytest.mark.parametrize(
@@ -41,15 +42,15 @@ def test_fixed_width_formats_set_bits_whatever_was_passed(fmt, bits, fmax):
     assert spec.bits == bits
     assert not spec.is_integer_grid
     if fmax is not None:
-        assert fp8_max(fmt) == fmax
+        assert get(fmt).max == fmax
         assert (spec.qmin, spec.qmax) == (-fmax, fmax)
 
 
 def test_fp8_level_counts_are_the_finite_codes_with_one_zero():
     # e4m3fn: 256 codes - 2 NaN (0x7F, 0xFF) - one duplicate zero = 253.
     # e5m2: 256 codes - 6 NaN - 2 inf - one duplicate zero = 247.
-    assert fp8_levels("fp8_e4m3") == QuantSpec(format="fp8_e4m3").levels == 253
-    assert fp8_levels("fp8_e5m2") == QuantSpec(format="fp8_e5m2").levels == 247
+    assert get("fp8_e4m3").all_values().numel() == QuantSpec(format="fp8_e4m3").levels == 253
+    assert get("fp8_e5m2").all_values().numel() == QuantSpec(format="fp8_e5m2").levels == 247
     assert QuantSpec(format="nf4").levels == 16
 
 
