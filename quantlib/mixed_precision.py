@@ -39,8 +39,9 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
+from .evaluate import metric_value
 from .model import LayerInfo, list_layers, model_size_bytes, quantize_weights, weight_storage
-from .sensitivity import Evaluate, Progress, metric_drop, metric_value
+from .sensitivity import Evaluate, Progress, metric_drop
 from .spec import QuantSpec
 
 Assignment = dict[str, int]

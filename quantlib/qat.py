@@ -51,13 +51,15 @@ from typing import Any
 import torch
 from torch import nn
 
+from .evaluate import all_metrics, metric_value
+from .inputs import Inputs, call, take
+from .inputs import batch_size as examples_in  # `batch_size` is train_qat's mini-batch argument
 from .kernels import qparams_from_range
 from .model import (
     ActivationQuantizer,
     LayerInfo,
     QuantizedLayer,
     activation_spec,
-    call,
     list_layers,
     quantize_model,
     quantize_weight_tensor,
@@ -66,7 +68,6 @@ from .model import (
 from .quantize import fake_quant
 from .spec import QParams, QuantSpec
 
-Inputs = torch.Tensor | tuple | list | dict
 EvaluateFn = Callable[[nn.Module], "float | Mapping[str, float]"]
 TrainMetricFn = Callable[[torch.Tensor, torch.Tensor], float]
 
@@ -360,44 +361,6 @@ def _auto_metric(outputs: torch.Tensor, targets: torch.Tensor) -> float | None:
     return None
 
 
-def metric_value(result: float | Mapping[str, float], metric_name: str | None = None) -> tuple[float, dict[str, float]]:
-    """``(primary metric, all metrics)`` from what an ``evaluate`` callable returned (a number or a dict)."""
-    if isinstance(result, Mapping):
-        metrics = {str(k): float(v) for k, v in result.items()}
-        if metric_name is None:
-            if len(metrics) != 1:
-                raise ValueError(
-                    f"evaluate returned several metrics {list(metrics)}: say which one with metric_name"
-                )
-            metric_name = next(iter(metrics))
-        if metric_name not in metrics:
-            raise ValueError(f"evaluate returned {list(metrics)}, not the metric {metric_name!r}")
-        return metrics[metric_name], metrics
-    value = float(result)
-    return value, {metric_name or "metric": value}
-
-
-def _num_examples(inputs: Inputs) -> int:
-    if isinstance(inputs, torch.Tensor):
-        return int(inputs.shape[0])
-    if isinstance(inputs, (tuple, list)) and inputs and all(isinstance(t, torch.Tensor) for t in inputs):
-        n = {int(t.shape[0]) for t in inputs}
-        if len(n) != 1:
-            raise ValueError(f"input tensors differ in batch size: {sorted(n)}")
-        return n.pop()
-    if isinstance(inputs, dict) and inputs and all(isinstance(t, torch.Tensor) for t in inputs.values()):
-        return _num_examples(tuple(inputs.values()))
-    raise TypeError("training inputs must be a tensor, or a tuple / list / dict of tensors with one batch dimension")
-
-
-def _take(inputs: Inputs, index: torch.Tensor) -> Inputs:
-    if isinstance(inputs, torch.Tensor):
-        return inputs[index]
-    if isinstance(inputs, dict):
-        return {k: v[index] for k, v in inputs.items()}
-    return type(inputs)(t[index] for t in inputs)
-
-
 def _evaluate(
     model: nn.Module, evaluate: EvaluateFn | None, metric_name: str | None
 ) -> tuple[float | None, dict[str, float]]:
@@ -407,7 +370,8 @@ def _evaluate(
     model.eval()  # freezes the activation ranges and any dropout / batch-norm statistics
     try:
         with torch.no_grad():
-            return metric_value(evaluate(model), metric_name)
+            result = evaluate(model)
+            return metric_value(result, metric_name), all_metrics(result, metric_name)
     finally:
         model.train(was_training)
 
@@ -454,7 +418,7 @@ def train_qat(
         raise ValueError(f"reports_per_epoch must be a positive integer, got {reports_per_epoch!r}")
     if not qat_layers(qat_model):
         raise ValueError("not a QAT model: it has no QATLayer (make one with prepare_qat)")
-    n = _num_examples(inputs)
+    n = examples_in(inputs)
     if not isinstance(targets, torch.Tensor) or targets.shape[0] != n:
         raise ValueError(f"targets must be a tensor with one row per training example ({n})")
     if n == 0:
@@ -513,7 +477,7 @@ def _train(
         qat_model.train()
         for i in range(steps_per_epoch):
             index = order[i * batch_size : (i + 1) * batch_size]
-            batch_x, batch_y = _take(inputs, index), targets[index]
+            batch_x, batch_y = take(inputs, index), targets[index]
             # Dropout draws from the global RNG: seed it per step for the same masks with the same settings, and
             # restore it afterwards so the caller's random stream is not changed by training.
             with torch.random.fork_rng(devices=[]):
@@ -652,7 +616,7 @@ def bits_sweep(
     if act_spec is not None and calibration_inputs is None:
         raise ValueError("activation quantization needs calibration_inputs to calibrate PTQ ranges on")
     layer_list = list(layers) if layers is not None else None
-    float_metric, _ = metric_value(evaluate(model), metric_name)
+    float_metric = metric_value(evaluate(model), metric_name)
     for index, b in enumerate(widths):
         start = time.perf_counter()
         wspec = base.replace(bits=b)
@@ -660,7 +624,7 @@ def bits_sweep(
             ptq = quantize_weights(model, wspec, layer_list)
         else:
             ptq = quantize_model(model, wspec, act_spec, calibration_inputs, layer_list, forward)
-        ptq_metric, _ = metric_value(evaluate(ptq), metric_name)
+        ptq_metric = metric_value(evaluate(ptq), metric_name)
         result = run_qat(
             model,
             wspec,
@@ -678,5 +642,5 @@ def bits_sweep(
             report_start=False,
             train_metric=None,
         )
-        qat_metric, _ = metric_value(evaluate(result.model), metric_name)
+        qat_metric = metric_value(evaluate(result.model), metric_name)
         yield SweepRow(b, float_metric, ptq_metric, qat_metric, time.perf_counter() - start, index, len(widths))

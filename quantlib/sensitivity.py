@@ -50,6 +50,7 @@ import torch
 from torch import nn
 
 from . import metrics
+from .evaluate import metric_value
 from .model import LayerInfo, list_layers, quantize_weight_tensor
 from .spec import QuantSpec
 
@@ -91,31 +92,6 @@ class LayerSensitivity:
 
 # ----------------------------------------------------------------------------------------------------------
 # Helpers
-
-
-def metric_value(result: Mapping[str, float] | float, metric_name: str | None) -> float:
-    """The primary metric out of an ``evaluate`` result: the number itself, or ``result[metric_name]``.
-
-    >>> metric_value({"accuracy": 0.9, "loss": 0.3}, "accuracy"), metric_value(0.5, None)
-    (0.9, 0.5)
-    """
-    if isinstance(result, Mapping):
-        if metric_name is None:
-            if len(result) == 1:
-                return float(next(iter(result.values())))
-            raise ValueError(f"evaluate returned several metrics {list(result)}: say which with metric_name")
-        if metric_name not in result:
-            raise ValueError(
-                f"evaluate did not return the metric {metric_name!r}; it returned {list(result)}"
-            )
-        return float(result[metric_name])
-    if isinstance(result, (int, float)) and not isinstance(result, bool):
-        return float(result)
-    if isinstance(result, torch.Tensor) and result.numel() == 1:
-        return float(result)
-    raise TypeError(
-        f"evaluate must return a number or a {{name: number}} mapping, got {type(result).__name__}"
-    )
 
 
 def metric_drop(float_metric: float, metric: float, higher_is_better: bool) -> float:

@@ -1,8 +1,7 @@
-"""The `SampleModel` record and the model-calling convention shared by every sample model.
+"""The `SampleModel` record every sample model is.
 
-Inputs convention (``quantlib`` relies on it): a model's inputs are either one Tensor or a tuple of Tensors.
-A model is called as ``model(inputs)`` for a Tensor and ``model(*inputs)`` for a tuple, and returns one Tensor.
-`call` is the single place that implements this, so every caller agrees on it.
+Inputs follow quantlib's one convention (:mod:`quantlib.inputs`: a Tensor, or a tuple of Tensors passed
+positionally; every sample model uses those two) and are run with its `call`, so every caller agrees.
 """
 
 from __future__ import annotations
@@ -15,8 +14,7 @@ from typing import Literal, TypeAlias
 import torch
 from torch import nn
 
-Inputs: TypeAlias = torch.Tensor | tuple[torch.Tensor, ...]
-"""One Tensor, or a tuple of Tensors passed positionally."""
+from quantlib.inputs import Inputs, call
 
 Task: TypeAlias = Literal["regression", "classification", "embedding", "recommendation"]
 TASKS: tuple[str, ...] = ("regression", "classification", "embedding", "recommendation")
@@ -25,30 +23,6 @@ LossFn: TypeAlias = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 MetricsFn: TypeAlias = Callable[[nn.Module], Mapping[str, float | torch.Tensor]]
 
 
-def call(model: nn.Module | Callable[..., torch.Tensor], inputs: Inputs) -> torch.Tensor:
-    """Call ``model`` on ``inputs`` following the inputs convention and return its output Tensor.
-
-    A Tensor is passed as the single argument, a tuple is unpacked into positional arguments. Anything else
-    (a list, a dict, a numpy array) is rejected rather than guessed at, because guessing silently changes the
-    meaning of a batch (a list of two tensors could be one argument or two).
-    """
-    if isinstance(inputs, torch.Tensor):
-        out = model(inputs)
-    elif isinstance(inputs, tuple) and all(isinstance(t, torch.Tensor) for t in inputs):
-        out = model(*inputs)
-    else:
-        raise TypeError(
-            f"model inputs must be a torch.Tensor or a tuple of torch.Tensors, got {type(inputs).__name__}"
-        )
-    if not isinstance(out, torch.Tensor):
-        raise TypeError(f"a sample model must return a single torch.Tensor, got {type(out).__name__}")
-    return out
-
-
-def num_examples(inputs: Inputs) -> int:
-    """Batch size of ``inputs`` (the first dimension of the first tensor)."""
-    first = inputs if isinstance(inputs, torch.Tensor) else inputs[0]
-    return int(first.shape[0])
 
 
 def build_module(factory: Callable[[], nn.Module], state_dict: Mapping[str, torch.Tensor]) -> nn.Module:

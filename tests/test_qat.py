@@ -31,7 +31,6 @@ from quantlib.qat import (
     accuracy,
     bits_sweep,
     convert,
-    metric_value,
     prepare_qat,
     qat_layers,
     run_qat,
@@ -277,12 +276,7 @@ def test_training_needs_a_qat_model_and_matching_targets():
         list(train_qat(prepare_qat(small_net(), QuantSpec(bits=4)), x, y[:-1], nn.functional.cross_entropy))
 
 
-def test_metric_value_reads_numbers_and_dicts():
-    assert metric_value(0.5) == (0.5, {"metric": 0.5})
-    assert metric_value({"mse": 2.0}) == (2.0, {"mse": 2.0})
-    assert metric_value({"a": 1.0, "b": 2.0}, "b")[0] == 2.0
-    with pytest.raises(ValueError, match="metric_name"):
-        metric_value({"a": 1.0, "b": 2.0})
+def test_accuracy_is_the_share_of_argmax_hits():
     assert accuracy(torch.tensor([[0.0, 1.0], [1.0, 0.0]]), torch.tensor([1, 1])) == 0.5
 
 

@@ -20,7 +20,8 @@ import torch
 from torch import nn
 
 import sample_models
-from sample_models import call, digits, minilm_sentences, recsys, tiny_linear, train
+from quantlib.inputs import batch_size
+from sample_models import digits, minilm_sentences, recsys, tiny_linear, train
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NAMES = ["tiny-linear", "digits-mlp", "digits-cnn", "minilm", "recsys"]
@@ -198,7 +199,7 @@ def test_run_output_shapes_and_inputs_convention(name: str) -> None:
         assert torch.equal(out, sm.eval_targets)
     assert not out.requires_grad
     calib = sm.run(sm.model, sm.calibration_inputs)
-    assert calib.shape[0] == sample_models.base.num_examples(sm.calibration_inputs)
+    assert calib.shape[0] == batch_size(sm.calibration_inputs)
     for inputs in (sm.eval_inputs, sm.calibration_inputs, sm.train_inputs):
         assert (
             inputs is None
@@ -261,31 +262,6 @@ def test_evaluate_warns_about_a_model_in_training_mode() -> None:
     training = copy.deepcopy(sm.model).train()
     with pytest.warns(UserWarning, match="training mode"):
         sm.evaluate(training)
-
-
-class _Recorder(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.args: tuple[object, ...] = ()
-
-    def forward(self, *args: torch.Tensor) -> torch.Tensor:
-        self.args = args
-        return torch.zeros(1)
-
-
-def test_call_convention() -> None:
-    rec = _Recorder()
-    x, y = torch.ones(2), torch.zeros(2)
-    call(rec, x)
-    assert len(rec.args) == 1 and rec.args[0] is x  # a Tensor is one argument
-    call(rec, (x, y))
-    assert len(rec.args) == 2 and rec.args[0] is x and rec.args[1] is y  # a tuple is unpacked
-    with pytest.raises(TypeError, match="tuple of torch.Tensors"):
-        call(rec, [x, y])  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="tuple of torch.Tensors"):
-        call(rec, (x, np.zeros(2)))  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="single torch.Tensor"):
-        call(lambda t: (t, t), x)  # type: ignore[arg-type]
 
 
 # --- data and determinism ------------------------------------------------------------------------------------

@@ -11,10 +11,10 @@ from model_hash import state_hash
 from torch import nn
 
 from quantlib import QuantSpec
+from quantlib.evaluate import metric_value
 from quantlib.model import list_layers, quantize_weights
 from quantlib.sensitivity import (
     layer_sensitivity,
-    metric_value,
     output_sqnr_db,
     sensitivity_matrix,
     sensitivity_sweep,
