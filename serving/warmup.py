@@ -44,6 +44,7 @@ DEFAULT_LINKS: tuple[str, ...] = (
     "/qat",
     "/walkthrough",
     "/your-model",
+    "/algorithms",
     "/?model=tiny-linear",
     "/?model=digits-cnn",
     "/?model=recsys",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import doctest
 import os
+import re
 import subprocess
 import sys
 import time
@@ -41,6 +42,12 @@ def test_every_default_link_names_a_page_of_the_app() -> None:
     for link in warmup.DEFAULT_LINKS:
         path = link.split("?")[0].strip("/")
         assert path == "" or f'url_path="{path}"' in app, link
+
+
+def test_every_page_of_the_app_is_warmed_at_its_default_view() -> None:
+    app = (REPO / "app.py").read_text()
+    pages = set(re.findall(r'url_path="([^"]+)"', app)) - {"start", "tensor-explorer"}  # both served at "/"
+    assert pages <= {link.strip("/") for link in warmup.DEFAULT_LINKS}, pages
 
 
 def _servers_on(port: int) -> list[int]:
