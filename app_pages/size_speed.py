@@ -10,7 +10,7 @@ import streamlit as st
 
 from ui import analysis_data as ad
 from ui import analysis_figures as af
-from ui import components, data, energy, job_views, jobs, state, upload_views
+from ui import components, data, energy, job_views, jobs, ort, state, upload_views
 
 controls = state.current()
 #: An uploaded file (weights only): its size is counted tensor by tensor; nothing can be timed.
@@ -298,3 +298,5 @@ else:
             _speed_section()
         except jobs.ServerBusy as busy:
             st.warning(str(busy), icon="⏳")
+    st.divider()
+    ort.safe_section(controls.model)

@@ -1,4 +1,4 @@
-"""Export speed against the goals: MiniLM as a compressed-tensors file, and the pieces it is made of.
+"""Export speed against the goals: MiniLM as a compressed-tensors file, and ONNX Runtime's static int8.
 
     python benchmarks/bench_export.py            # MiniLM 4-bit per-group(64) and per-channel, digits models
     python benchmarks/bench_export.py --quick    # one repeat each
@@ -8,6 +8,10 @@ weight, pack the codes into int32 words, write the safetensors bytes), the file 
 export's budget estimate (``quantlib.export.export_cost``: it must not be below the measured time, or the app
 would let through exports that take longer than it says), and the packing alone on MiniLM's largest tensor.
 One torch thread, as the app runs. Goal: MiniLM at 4 bits per-group in at most 5 s.
+
+Then ONNX Runtime (``ui.ort.compute``, what the Size & speed button runs in the job runner): export to ONNX,
+static int8 QDQ quantization calibrated on the calibration inputs, evaluation of five variants and their timing.
+Goals: digits-cnn in at most 20 s, MiniLM in at most 90 s. ``--quick`` skips MiniLM there.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from quantlib.export import export_cost, plan_export, to_compressed_tensors  # n
 from quantlib.pack import pack_int32  # noqa: E402
 
 MINILM_GOAL_S = 5.0
+ORT_GOALS_S = {"digits-cnn": 20.0, "minilm": 90.0}
 
 
 def _median_s(fn, repeats: int) -> tuple[float, object]:
@@ -78,6 +83,24 @@ def main() -> None:
         codes = torch.randint(-half, half, emb.shape, generator=torch.Generator().manual_seed(0)).to(torch.int8)
         seconds, _ = _median_s(lambda codes=codes, bits=bits: pack_int32(codes, bits), repeats)
         print(f"pack_int32 of the {emb.shape[0]}x{emb.shape[1]} embedding table at {bits} bits: {seconds:.2f} s")
+    import logging
+
+    logging.disable(logging.WARNING)  # Streamlit's "no runtime" notes: ui.ort runs here outside a server
+    from ui import ort
+
+    print(f"\n{'ONNX Runtime static int8':<26} {'total s':>8} {'int8 ms':>8} {'float ms':>9} {'int8 MB':>8} "
+          f"{'float MB':>9}  goal")
+    for name, goal in ORT_GOALS_S.items():
+        if args.quick and name == "minilm":
+            continue
+        t0 = time.perf_counter()
+        res = ort.compute(name)
+        seconds = time.perf_counter() - t0
+        ok = seconds <= goal
+        failed |= not ok
+        t, s = res["timings"], res["sizes"]
+        print(f"{name:<26} {seconds:>8.1f} {t['ort_int8']['median_ms']:>8.3g} {t['ort_float']['median_ms']:>9.3g} "
+              f"{s['ort_int8'] / 1e6:>8.2f} {s['ort_float'] / 1e6:>9.2f}  ≤ {goal:g} s {'✓' if ok else '✗'}")
     if failed:
         sys.exit(1)
 
