@@ -161,16 +161,18 @@ class OrtModule(nn.Module):
 
 
 def output_scale(int8_path: str) -> float | None:
-    """The scale of the QDQ model's last ``QuantizeLinear`` (one step of its output grid), if it ends in one."""
+    """One step of the QDQ model's output grid: the scale of the ``DequantizeLinear`` that produces its (first)
+    output, or None when the output is not on an int8 grid (say a float normalization after the last
+    quantized op)."""
     import onnx
     from onnx import numpy_helper
 
     graph = onnx.load(int8_path).graph
     inits = {i.name: i for i in graph.initializer}
-    quants = [n for n in graph.node if n.op_type == "QuantizeLinear"]
-    if not quants or quants[-1].input[1] not in inits:
+    producer = next((n for n in graph.node if graph.output[0].name in n.output), None)
+    if producer is None or producer.op_type != "DequantizeLinear" or producer.input[1] not in inits:
         return None
-    return float(numpy_helper.to_array(inits[quants[-1].input[1]]).reshape(-1)[0])
+    return float(numpy_helper.to_array(inits[producer.input[1]]).reshape(-1)[0])
 
 
 def lsb_difference(a: torch.Tensor, b: torch.Tensor, step: float) -> dict[str, float]:

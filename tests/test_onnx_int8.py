@@ -33,11 +33,13 @@ def build(name: str, tmp_path: Path) -> tuple[sample_models.SampleModel, str, st
 
 @pytest.mark.parametrize("name", ["digits-mlp", "digits-cnn", "minilm"])
 def test_the_float_export_reproduces_pytorchs_outputs(name, tmp_path):
-    sm, f32, _ = build(name, tmp_path)
+    sm, f32, int8 = build(name, tmp_path)
     out = sm.run(ox.OrtModule(ox.session(f32), ox.input_names(sm.eval_inputs)))
     ref = sm.run(sm.model)
     assert out.shape == ref.shape
     assert float((out - ref).abs().max()) <= 1e-5 * max(1.0, float(ref.abs().max()))
+    # The classifiers' logits come out of a quantized Gemm; MiniLM's embedding is pooled and normalized in float.
+    assert (ox.output_scale(int8) is None) == (name == "minilm")
 
 
 def test_onnx_runtimes_int8_weight_scales_are_quantlibs_per_channel_scales(tmp_path):
@@ -98,3 +100,16 @@ def test_size_and_speed_runs_onnx_runtime_on_a_click():
     assert shown["variant"].tolist() == [label for label, _ in ui_ort.LABELS.values()]
     text = " ".join(c.value for c in at.caption)
     assert "Output SQNR against float" in text and "steps of the output grid" in text
+
+
+@pytest.mark.slow
+def test_minilm_on_onnx_runtime_reports_its_float_output_difference_without_a_grid():
+    at = AppTest.from_file(APP, default_timeout=600)
+    at.query_params.update(model="minilm")
+    at.run()
+    at.switch_page("app_pages/size_speed.py").run()
+    at.button(key="ort-run").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    shown = next(df.value for df in at.dataframe if "variant" in df.value.columns)
+    assert float(shown.set_index("variant").loc["float32 (ONNX Runtime)", "spearman"]) > 0.999
+    assert "no output grid to count steps of" in " ".join(c.value for c in at.caption)
