@@ -20,7 +20,10 @@ from .quantize import choose_qparams, dequantize, fake_quant, quantize
 from .spec import QParams, QTensor, QuantSpec
 
 #: Submodules loaded on first use (``quantlib.qat`` ...), so ``import quantlib`` stays light.
-_SUBMODULES = ("io", "mixed_precision", "model", "ptq", "qat", "sensitivity", "speed", "walkthrough")
+_SUBMODULES = (
+    "energy", "evaluate", "export", "formats", "inputs", "io", "mixed_precision", "model", "onnx_int8", "pack",
+    "ptq", "qat", "recipe", "sensitivity", "speed", "walkthrough",
+)
 #: Whole-model entry points, at the top level for the notebook but defined in those lazy submodules:
 #: ``quantlib.quantize_weights(model, spec)`` loads ``quantlib.model`` on first use.
 _LAZY = {

@@ -214,6 +214,18 @@ class _NoProgress(Progress):
         return None
 
 
+#: Streamlit loggers whose warnings are noise in a job worker (no server runs there).
+_WORKER_QUIET_LOGGERS = (
+    "streamlit.runtime.scriptrunner_utils.script_run_context",
+    "streamlit.runtime.caching.cache_data_api",
+    "streamlit.runtime.caching.cache_resource_api",
+)
+
+
+def _errors_only(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.ERROR
+
+
 def _init_worker(q: Any, flags: Any, threads: int, memory_bytes: int) -> None:
     """Runs once in every new worker: the channels back to the server, one torch thread, low priority."""
     global _WORKER_QUEUE, _WORKER_FLAGS
@@ -231,10 +243,11 @@ def _init_worker(q: Any, flags: Any, threads: int, memory_bytes: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
-    # Streamlit's cached helpers (``ui.data.sample``) work outside a server; their "no script run context"
-    # warnings say nothing useful here.
-    for name in ("streamlit.runtime.scriptrunner_utils.script_run_context", "streamlit.runtime.caching"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    # Streamlit's cached helpers (``ui.data.sample``) work outside a server; their "no script run context" and
+    # "No runtime found" warnings say nothing useful here. A filter, not a level: Streamlit's get_logger sets
+    # each logger's level when the module is imported, after this, but keeps the filters already there.
+    for name in _WORKER_QUIET_LOGGERS:
+        logging.getLogger(name).addFilter(_errors_only)
 
 
 def _run_in_worker(
