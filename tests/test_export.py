@@ -3,13 +3,13 @@ quantlib's dequantized weights (uniform settings, mixed-precision plans, every i
 
 from __future__ import annotations
 
-import copy
 import json
 
 import pytest
 import torch
 from compressed_tensors.compressors import ModelCompressor
 from compressed_tensors.quantization import QuantizationConfig, apply_quantization_config
+from compressed_tensors_support import decompress_with_compressed_tensors
 from torch import nn
 
 import sample_models
@@ -25,20 +25,6 @@ from quantlib.export import (
     to_compressed_tensors,
 )
 from quantlib.model import list_layers, quantize_weights
-
-
-def decompress_with_compressed_tensors(model: nn.Module, blob: bytes) -> nn.Module:
-    """What transformers does on load: a fresh copy of the architecture gets the file's quantization_config,
-    is compressed (so its parameters take the file's layout), loads the file strictly, and is decompressed."""
-    tensors, meta = read(blob)
-    config = QuantizationConfig.model_validate(meta["quantization_config"])
-    fresh = copy.deepcopy(model)
-    apply_quantization_config(fresh, config, show_progress=False)
-    compressor = ModelCompressor(quantization_config=config)
-    compressor.compress_model(fresh)
-    fresh.load_state_dict(tensors, strict=True)
-    compressor.decompress_model(fresh)
-    return fresh
 
 
 def assert_weights_equal(decompressed: nn.Module, expected: nn.Module, names: list[str]) -> None:

@@ -4,15 +4,13 @@ builds the file on click: these tests capture it, call it, and decompress the re
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 
 import pytest
 import streamlit as st
 import torch
-from compressed_tensors.compressors import ModelCompressor
-from compressed_tensors.quantization import QuantizationConfig, apply_quantization_config
+from compressed_tensors_support import decompress_with_compressed_tensors
 from safetensors.torch import save
 from streamlit.testing.v1 import AppTest
 
@@ -59,18 +57,6 @@ def captions(at: AppTest) -> str:
     return " ".join(c.value for c in at.caption)
 
 
-def ct_decompress(model: torch.nn.Module, blob: bytes) -> torch.nn.Module:
-    tensors, meta = read(blob)
-    config = QuantizationConfig.model_validate(meta["quantization_config"])
-    fresh = copy.deepcopy(model)
-    apply_quantization_config(fresh, config, show_progress=False)
-    compressor = ModelCompressor(quantization_config=config)
-    compressor.compress_model(fresh)
-    fresh.load_state_dict(tensors, strict=True)
-    compressor.decompress_model(fresh)
-    return fresh
-
-
 def test_tensor_explorer_offers_the_model_at_the_sidebar_setting_built_on_click(downloads):
     at = open_app(model="digits-mlp", bits="3", granularity="channel")
     no_failures(at)
@@ -82,7 +68,7 @@ def test_tensor_explorer_offers_the_model_at_the_sidebar_setting_built_on_click(
     sm = sample_models.load("digits-mlp")
     spec = QuantSpec(bits=3, granularity="channel")
     expected = quantize_weights(sm.model, spec)
-    got = ct_decompress(sm.model, blob)
+    got = decompress_with_compressed_tensors(sm.model, blob)
     for name in ("fc1", "fc2", "fc3"):
         assert torch.equal(got.get_submodule(name).weight, expected.get_submodule(name).weight)
     text = downloads["export-explorer-recipe"]["data"]
@@ -120,7 +106,7 @@ def test_the_mixed_precision_mix_downloads_as_the_model_the_page_measured(downlo
     measured = next(m.value for m in at.metric if m.label == "accuracy (measured)")
     assert f"{sm.evaluate(recipe.apply(sm.model, text))['accuracy']:.4g}" == measured
     blob = downloads["export-mixed-safetensors"]["data"]()
-    got = ct_decompress(sm.model, blob)
+    got = decompress_with_compressed_tensors(sm.model, blob)
     expected = quantize_weights(sm.model, plan)
     for name in plan:
         assert torch.equal(got.get_submodule(name).weight, expected.get_submodule(name).weight)
