@@ -68,7 +68,7 @@ def _m(value: float | None) -> str:
 
 
 def _explain_no_training() -> None:
-    reason = teach_data.NO_TRAIN_REASONS.get(controls.model, "it comes without a training split in this app")
+    reason = teach_data.no_train_reason(controls.model)
     st.info(
         f"**QAT needs training data.** It keeps training the model with the rounding in the loop, so it needs "
         f"the examples and the loss the model learned from. **{sm.title}** has none here: {reason}.\n\n"

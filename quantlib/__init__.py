@@ -7,7 +7,7 @@
     >>> 15 < metrics.sqnr_db(w, w_hat) < 25
     True
 
-Conventions (see :mod:`quantlib.quantize`): ``q = clamp(round(x / s) + z, qmin, qmax)``, ``x̂ = (q - z) · s``.
+Conventions (see :mod:`quantlib.quantizer`): ``q = clamp(round(x / s) + z, qmin, qmax)``, ``x̂ = (q - z) · s``.
 No Streamlit, no plotting: tensors and modules in, tensors, dataclasses and DataFrames out.
 """
 
@@ -15,8 +15,8 @@ from . import metrics
 from .analysis import QuantReport, histogram, summarize
 from .curves import calibrated_clip_ratio, clip_sweep, error_curve
 from .formats import NF4_CODEBOOK
-from .grid import clip_range, grid
-from .quantize import choose_qparams, dequantize, fake_quant, quantize
+from .grids import clip_range, grid
+from .quantizer import choose_qparams, dequantize, fake_quant, quantize
 from .spec import QParams, QTensor, QuantSpec
 
 #: Submodules loaded on first use (``quantlib.qat`` ...), so ``import quantlib`` stays light.

@@ -14,10 +14,10 @@ import torch
 
 from . import metrics
 from .calibration import minmax_range
-from .grid import clip_range
+from .grids import clip_range
 from .kernels import fake_quant_with, in_range_mask
 from .layout import BlockLayout
-from .quantize import as_float32, choose_qparams, quantize
+from .quantizer import as_float32, choose_qparams, quantize
 from .spec import QParams, QuantSpec
 
 

@@ -15,7 +15,7 @@ from .calibration import clip_errors, compute_range, minmax_range, range_depends
 from .kernels import int_fake_quant, qparams_from_range
 from .layout import BlockLayout
 from .metrics import sqnr_from_sums
-from .quantize import as_float32
+from .quantizer import as_float32
 from .spec import QuantSpec
 
 CURVE_COLUMNS = ["bits", "mse", "sqnr_db", "max_abs_error"]

@@ -48,7 +48,7 @@ from torch import nn
 from . import budget
 from .model import LayerInfo, layer_spec, list_layers
 from .pack import pack_int32, packed_bytes
-from .quantize import quantize
+from .quantizer import quantize
 from .spec import QuantSpec
 
 #: Module types compressed-tensors compresses (``compressed_tensors.compressors.base.COMPRESSIBLE_MODULE_TYPES``).

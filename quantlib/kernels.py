@@ -1,7 +1,7 @@
 """The arithmetic of one quantizer, given its scale and zero point: round, clamp, read back.
 
 All functions take float32 tensors and scale / zero-point tensors that broadcast against them. They are shared
-by :mod:`quantlib.quantize` (the public API) and :mod:`quantlib.calibration` (which tries many clip ranges).
+by :mod:`quantlib.quantizer` (the public API) and :mod:`quantlib.calibration` (which tries many clip ranges).
 The integer-grid arithmetic lives here; :func:`fake_quant_with`, :func:`in_range_mask` and
 :func:`qparams_from_range` work for any format by asking :mod:`quantlib.formats`, where each format's own
 grid and code arithmetic live.

@@ -31,7 +31,7 @@ from torch import nn
 from . import metrics
 from .inputs import Inputs, call
 from .kernels import qparams_from_range
-from .quantize import as_float32, choose_qparams, fake_quant
+from .quantizer import as_float32, choose_qparams, fake_quant
 from .spec import QParams, QuantSpec
 
 #: Layer types whose ``weight`` is quantized. Embedding tables are quantized per row ("channel" = axis 0).

@@ -65,7 +65,7 @@ from .model import (
     quantize_weight_tensor,
     quantize_weights,
 )
-from .quantize import fake_quant
+from .quantizer import fake_quant
 from .spec import QParams, QuantSpec
 
 EvaluateFn = Callable[[nn.Module], "float | Mapping[str, float]"]

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from .kernels import MIN_SCALE, int_quantize, qparams_from_range, round_values
-from .quantize import as_float32
+from .quantizer import as_float32
 from .spec import QuantSpec
 
 FLOAT32_MAX = float(torch.finfo(torch.float32).max)

@@ -60,6 +60,9 @@ class SampleModel:
         higher_is_better: whether a larger primary metric is better.
         train_inputs / train_targets: training split for quantization-aware training, or ``None``.
         loss_fn: ``loss_fn(outputs, targets) -> scalar`` for training on the train split, or ``None``.
+        train_batch_size: examples per training step (a large training split wants larger batches).
+        no_train_reason: for a model without a train split, why, in plain words (the QAT page shows it).
+        default_layer: the layer a first view shows when a link names none (None: the first small layer).
     """
 
     name: str
@@ -76,6 +79,9 @@ class SampleModel:
     train_inputs: Inputs | None = field(default=None, repr=False)
     train_targets: torch.Tensor | None = field(default=None, repr=False)
     loss_fn: LossFn | None = field(default=None, repr=False)
+    train_batch_size: int = 64
+    no_train_reason: str | None = None
+    default_layer: str | None = None
     _float_metrics: dict[str, float] = field(init=False, repr=False, default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -92,6 +98,11 @@ class SampleModel:
             )
         # Frozen dataclass: the cache is written once here, through object.__setattr__.
         object.__setattr__(self, "_float_metrics", metrics)
+
+    @property
+    def can_train(self) -> bool:
+        """Whether quantization-aware training is possible: a train split and a loss."""
+        return self.train_inputs is not None and self.train_targets is not None and self.loss_fn is not None
 
     @property
     def float_metrics(self) -> dict[str, float]:

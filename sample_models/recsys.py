@@ -206,6 +206,8 @@ def build() -> SampleModel:
             "`python -m sample_models.train recsys`."
         ),
         task="recommendation",
+        # 63k training pairs: batches of 256 make an epoch ~0.8 s (at 64 it took 9 s for a similar gain).
+        train_batch_size=256,
         model=model,
         calibration_inputs=calibration,
         eval_inputs=eval_inputs,

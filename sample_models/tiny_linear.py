@@ -62,6 +62,8 @@ def build() -> SampleModel:
             "error of the quantized model's outputs against the float model's outputs (0 for the float model)."
         ),
         task="regression",
+        no_train_reason="it is a single layer of fixed random numbers with no task behind it: its \"metric\" is "
+        "how far the quantized layer drifts from its own float output, so there is nothing to learn towards",
         model=model,
         calibration_inputs=calibration,
         eval_inputs=eval_inputs,

@@ -34,3 +34,15 @@ def test_importing_quantlib_loads_no_whole_model_module_until_asked():
 def test_an_unknown_name_is_a_plain_attribute_error():
     with pytest.raises(AttributeError, match="no attribute 'quantise'"):
         quantlib.quantise  # noqa: B018
+
+
+def test_no_top_level_function_shares_its_name_with_a_submodule():
+    import inspect
+    from pathlib import Path
+
+    folder = Path(quantlib.__file__).parent
+    modules = {p.stem for p in folder.glob("*.py")} | {p.parent.name for p in folder.glob("*/__init__.py")}
+    functions = {name for name in quantlib.__all__ if inspect.isfunction(getattr(quantlib, name))}
+    assert functions, "quantlib exports functions"
+    assert not functions & modules, functions & modules  # quantlib.quantize is the function, always
+    assert inspect.isfunction(quantlib.quantize) and inspect.isfunction(quantlib.grid)

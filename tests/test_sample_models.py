@@ -350,3 +350,14 @@ def test_every_model_loads_with_the_network_blocked_in_a_fresh_process(
     for name in NAMES:
         expected = sample_models.load(name).float_metrics
         assert metrics[name] == pytest.approx(expected, rel=1e-6, abs=1e-9), name
+
+
+@pytest.mark.parametrize("name", sample_models.names())
+def test_what_the_app_needs_to_know_about_a_model_lives_on_it(name: str) -> None:
+    sm = sample_models.load(name)
+    from quantlib.model import list_layers
+
+    layers = [info.name for info in list_layers(sm.model)]
+    assert sm.default_layer is None or sm.default_layer in layers
+    assert sm.can_train == (sm.no_train_reason is None), "a model that can't train says why, and only then"
+    assert sm.train_batch_size >= 1

@@ -82,8 +82,6 @@ DEFAULT_MODEL = "digits-mlp"
 DEFAULT_BITS = 8
 DEFAULT_PERCENTILE = 99.99
 DEFAULT_GROUP_SIZE = 64
-#: Where a model's first layer is a poor first view (MiniLM's is an 11.7 M-value embedding table).
-DEFAULT_LAYER: dict[str, str] = {"minilm": "bert.encoder.layer.0.attention.self.query"}
 #: Layers above this size are not picked as a default: the first view should be quick.
 _DEFAULT_LAYER_MAX_NUMEL = 1_000_000
 #: ``list_layers`` names a model that *is* a single layer ``""``; an empty URL value reads as "no value", so the
@@ -180,10 +178,12 @@ def layer_name(token: str, infos: Sequence[LayerInfo]) -> str:
 
 
 def default_layer(model: str, infos: Sequence[LayerInfo]) -> int:
-    """Index of the layer shown when a link does not name one: a known good one, else the first small one."""
+    """Index of the layer shown when a link does not name one: the sample model's own choice
+    (``SampleModel.default_layer``), else the first small one."""
     names = [i.name for i in infos]
-    if model in DEFAULT_LAYER and DEFAULT_LAYER[model] in names:
-        return names.index(DEFAULT_LAYER[model])
+    chosen = None if data.is_upload(model) else data.sample(model).default_layer
+    if chosen in names:
+        return names.index(chosen)
     for i, info in enumerate(infos):
         if info.numel <= _DEFAULT_LAYER_MAX_NUMEL:
             return i

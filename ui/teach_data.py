@@ -62,35 +62,29 @@ KEY_PREFIX = "qat|"
 
 @dataclass(frozen=True)
 class TrainPlan:
-    """How a model is trained: batch size, and progress reports per epoch (each one evaluates the model)."""
+    """How a model is trained here: batch size, and progress reports per epoch (each one evaluates the model)."""
 
     batch_size: int
     reports_per_epoch: int
 
 
-#: Digits: 20 steps of 64 per epoch, ~0.1 s; a report every 5 steps makes a smooth curve for free.
-#: Recsys: 63k pairs; batches of 256 make an epoch ~0.8 s (at 64 it took 9 s for a similar gain), and its
-#: evaluation (ranking 1000 items for 500 users) costs 0.25 s, so two reports per epoch.
-TRAIN_PLANS: dict[str, TrainPlan] = {"recsys": TrainPlan(256, 2)}
-DEFAULT_PLAN = TrainPlan(64, 4)
-
-#: Why a sample model has no QAT here, in plain words (models with a train split are not listed).
-NO_TRAIN_REASONS: dict[str, str] = {
-    "tiny-linear": "it is a single layer of fixed random numbers with no task behind it: its \"metric\" is how far "
-    "the quantized layer drifts from its own float output, so there is nothing to learn towards",
-    "minilm": "the app ships this sentence encoder without a training set, and fine-tuning 22 million "
-    "parameters on a small CPU would take far longer than a workshop minute",
-}
+#: Progress reports per epoch: digits make ~20 steps an epoch in ~0.1 s, so a report every 5 steps draws a
+#: smooth curve for free; recsys' evaluation (ranking 1000 items for 500 users) costs 0.25 s, so two.
+REPORTS_PER_EPOCH: dict[str, int] = {"recsys": 2}
 
 
 def plan_for(model: str) -> TrainPlan:
-    return TRAIN_PLANS.get(model, DEFAULT_PLAN)
+    return TrainPlan(data.sample(model).train_batch_size, REPORTS_PER_EPOCH.get(model, 4))
 
 
 def can_train(model: str) -> bool:
     """Whether the sample model has a training split and a loss (digits-mlp, digits-cnn, recsys)."""
-    sm = data.sample(model)
-    return sm.train_inputs is not None and sm.train_targets is not None and sm.loss_fn is not None
+    return data.sample(model).can_train
+
+
+def no_train_reason(model: str) -> str:
+    """Why ``model`` has no QAT here, in plain words."""
+    return data.sample(model).no_train_reason or "it comes without a training split in this app"
 
 
 def clamp_bits(bits: int) -> int:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 
 from ..kernels import fake_quant_with
-from ..quantize import choose_qparams, fake_quant
+from ..quantizer import choose_qparams, fake_quant
 from ..spec import QParams, QuantSpec
 from .layers import matrix_spec
 
