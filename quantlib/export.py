@@ -100,6 +100,8 @@ def check_spec(spec: QuantSpec) -> None:
             f"compressed-tensors packs integer weights of 1-8 bits; {spec.bits} bits saves little over float16: "
             "choose 8 bits or fewer to export"
         )
+    if not spec.is_integer_grid and spec.format != "fp8_e4m3":  # a format registered later: no layout known
+        raise ValueError(f"compressed-tensors has no layout for {spec.format}: export an integer width or fp8_e4m3")
 
 
 def plan_export(model: nn.Module, spec_or_plan: SpecOrPlan) -> ExportPlan:

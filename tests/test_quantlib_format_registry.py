@@ -81,5 +81,9 @@ def test_a_new_format_registered_from_one_class_works_through_spec_quantize_grid
             QuantSpec(format="ternary-test", scheme="asymmetric")
         with pytest.raises(ValueError, match="new name"):
             register(Ternary())
+        from quantlib.export import check_spec
+
+        with pytest.raises(ValueError, match="no layout for ternary-test"):  # export waits for a mapping
+            check_spec(spec)
     finally:
         REGISTRY.pop("ternary-test", None)
