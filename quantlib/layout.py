@@ -11,6 +11,8 @@ grouped view (per-group). Example, a Linear weight ``(4, 6)``:
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -101,3 +103,29 @@ class BlockLayout:
     def to_params(self, per_row: torch.Tensor) -> torch.Tensor:
         """Reshape a per-row vector ``(R,)`` to :attr:`param_shape`."""
         return per_row.reshape(self.param_shape)
+
+
+def group_sizes_for(row: int) -> list[int]:
+    """Every group size that divides rows of ``row`` values, from 2 up to ``row``, ascending (``O(√row)``: a
+    link may offer a 1-D tensor of millions of values).
+
+    >>> group_sizes_for(12), group_sizes_for(7), group_sizes_for(1)
+    ([2, 3, 4, 6, 12], [7], [])
+    """
+    sizes = {d for k in range(1, math.isqrt(row) + 1) if row % k == 0 for d in (k, row // k)}
+    sizes.discard(1)
+    return sorted(sizes)
+
+
+def fitted_group_size(rows: Iterable[int], group_size: int) -> int | None:
+    """The group size to use when ``group_size`` must divide every row length in ``rows``: itself when it
+    does, else the largest smaller size (at least 2) that divides all of them, else None (per-channel then).
+
+    The one rule of the app for a group size that does not fit: a 3×3 conv's rows of 9 values take groups of
+    9 rather than 64; rows of 9 and 64 together share no size, so per-channel.
+
+    >>> fitted_group_size([128, 64], 64), fitted_group_size([144], 64), fitted_group_size([9, 64], 64)
+    (64, 48, None)
+    """
+    common = math.gcd(*rows)
+    return max((g for g in group_sizes_for(common) if g <= group_size), default=None)

@@ -29,6 +29,7 @@ import streamlit as st
 import torch
 
 from quantlib import QuantSpec
+from quantlib.layout import fitted_group_size
 from quantlib.mixed_precision import choose_bits, pareto_front
 from quantlib.model import LayerInfo, call, model_size_bytes, size_breakdown
 from quantlib.sensitivity import layer_sensitivity, sensitivity_sweep
@@ -63,14 +64,14 @@ def model_wide_spec(model: str, spec: QuantSpec) -> tuple[QuantSpec, str | None]
     if spec.granularity != "group":
         return spec, None
     rows = {state.group_row_length(info) for info in data.layers(model)}
-    if all(r % spec.group_size == 0 for r in rows):
+    fitted = fitted_group_size(rows, spec.group_size)
+    if fitted == spec.group_size:
         return spec, None
-    fits = [g for g in range(spec.group_size - 1, 1, -1) if all(r % g == 0 for r in rows)]
     lengths = ", ".join(str(r) for r in sorted(rows))
-    if fits:
-        return spec.replace(group_size=fits[0]), (
+    if fitted:
+        return spec.replace(group_size=fitted), (
             f"group size {spec.group_size} does not divide every layer's rows ({lengths} values), so this page "
-            f"uses group size {fits[0]} for all layers"
+            f"uses group size {fitted} for all layers"
         )
     return spec.replace(granularity="channel"), (
         f"no group size divides every layer's rows ({lengths} values), so this page uses per-channel for all "

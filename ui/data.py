@@ -52,6 +52,7 @@ from quantlib import (
     histogram,
     summarize,
 )
+from quantlib.layout import fitted_group_size
 from quantlib.model import (
     ACTIVATION_SAMPLE_VALUES,
     LayerInfo,
@@ -501,10 +502,10 @@ def weight_specs(model: str, layers_: list[str], spec: QuantSpec) -> tuple[dict[
         s = spec
         if spec.granularity == "group":
             row = info.numel // info.shape[0]
-            if row % spec.group_size:
-                fits = [g for g in range(spec.group_size, 1, -1) if row % g == 0]
-                s = spec.replace(group_size=fits[0]) if fits else spec.replace(granularity="channel")
-                what = f"group size {fits[0]}" if fits else "per-channel"
+            fitted = fitted_group_size([row], spec.group_size)
+            if fitted != spec.group_size:
+                s = spec.replace(group_size=fitted) if fitted else spec.replace(granularity="channel")
+                what = f"group size {fitted}" if fitted else "per-channel"
                 notes.append(f"{text.code_span(info.name or 'root')}: rows of {row} values, {what} instead")
         out[info.name] = s
     return out, notes

@@ -30,6 +30,7 @@ from urllib.parse import urlencode, urlparse
 import streamlit as st
 
 from quantlib import QuantSpec
+from quantlib.layout import group_sizes_for
 from quantlib.model import LayerInfo
 from quantlib.spec import (
     CALIBRATIONS,
@@ -202,9 +203,7 @@ def group_row_length(info: LayerInfo) -> int:
 def group_sizes(info: LayerInfo) -> list[int]:
     """Group sizes that divide the layer's rows (2 up to the whole row), so per-group always works."""
     n = group_row_length(info)
-    sizes = {d for k in range(1, math.isqrt(n) + 1) if n % k == 0 for d in (k, n // k)}
-    sizes.discard(1)
-    return sorted(sizes) or [n]
+    return group_sizes_for(n) or [n]
 
 
 def default_group_size(sizes: Sequence[int]) -> int:

@@ -31,6 +31,7 @@ import torch
 
 from quantlib import QuantSpec, budget, error_curve
 from quantlib.io import DEFAULT_MAX_TENSORS, UploadedTensors, UploadError, load_tensors
+from quantlib.layout import fitted_group_size, group_sizes_for
 from quantlib.model import LayerInfo, weight_storage
 from quantlib.spec import SCHEMES
 
@@ -243,13 +244,6 @@ def row_length(shape: tuple[int, ...]) -> int:
     return math.prod(shape[1:])
 
 
-def divisors(n: int) -> list[int]:
-    """Group sizes that would fit rows of ``n`` values (2 … n)."""
-    out = {d for k in range(1, math.isqrt(n) + 1) if n % k == 0 for d in (k, n // k)}
-    out.discard(1)
-    return sorted(out)
-
-
 def _dims(shape: tuple[int, ...]) -> str:
     return "×".join(str(d) for d in shape) if shape else "a single number"
 
@@ -264,7 +258,7 @@ def group_mismatch(name: str, shape: tuple[int, ...], group_size: int, offered: 
         f"Groups of {group_size} do not fit: {rows_of}, and per-group needs the row length to be a multiple of "
         "the group size."
     )
-    fits = divisors(row)
+    fits = group_sizes_for(row)
     usable = [d for d in fits if offered is None or d in set(offered)]
     if offered is not None and usable:
         return text + f" Of the sidebar's group sizes, these fit: {_short_list(usable)}."
@@ -426,13 +420,11 @@ def storage_spec(shape: tuple[int, ...], spec: QuantSpec) -> tuple[QuantSpec, st
     if spec.granularity == "channel":
         return spec.replace(axis=0), None
     row = row_length(shape)
-    if row % spec.group_size == 0:
+    fitted = fitted_group_size([row], spec.group_size)
+    if fitted == spec.group_size:
         return spec, None
-    # The largest divisor of the row up to the group size, from the row's divisors (O(sqrt(row))): counting
-    # down from a group size of millions (a link can offer one for a long 1-D tensor) would take seconds per tensor.
-    fits = [d for d in divisors(row) if d <= spec.group_size]
-    if fits:
-        return spec.replace(group_size=fits[-1]), f"rows of {row:,}: groups of {fits[-1]}"
+    if fitted:
+        return spec.replace(group_size=fitted), f"rows of {row:,}: groups of {fitted}"
     return spec.replace(granularity="channel", axis=0), f"rows of {row:,}: per-channel"
 
 
