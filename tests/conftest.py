@@ -107,8 +107,9 @@ def browser():
 
 @pytest.fixture()
 def page(browser):
+    """A tab of the module's browser, with room for a sweep or an export on a busy 2-core machine."""
     p = browser.new_page()
-    p.set_default_timeout(90_000)
+    p.set_default_timeout(180_000)
     yield p
     p.close()
 

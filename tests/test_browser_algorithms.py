@@ -23,13 +23,6 @@ JS_ERROR_TRACES = """() => {
 }"""
 
 
-@pytest.fixture()
-def page(browser):
-    p = browser.new_page()
-    p.set_default_timeout(180_000)
-    yield p
-    p.close()
-
 
 def error_traces(page) -> list[str]:
     page.wait_for_function(JS_ERROR_TRACES)

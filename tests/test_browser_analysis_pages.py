@@ -50,14 +50,6 @@ JS_CHART_TITLES = """() => Array.from(document.querySelectorAll('[data-testid="s
   .map(gd => (gd.layout && gd.layout.title) ? gd.layout.title.text : '')"""
 
 
-@pytest.fixture()
-def page(browser):
-    """A tab with room for a sweep on a busy 2-core machine (the browser and server fixtures: conftest.py)."""
-    p = browser.new_page()
-    p.set_default_timeout(180_000)
-    yield p
-    p.close()
-
 
 def link_notices(page) -> int:
     return page.locator('[data-testid="stAlert"]').filter(has_text="could not be used").count()

@@ -25,13 +25,6 @@ from quantlib.model import quantize_weights
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-@pytest.fixture()
-def page(browser):
-    p = browser.new_page()
-    p.set_default_timeout(180_000)
-    yield p
-    p.close()
-
 
 def download(page, label: str) -> bytes:
     button = page.get_by_role("button", name=label).first
