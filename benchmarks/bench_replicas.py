@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,23 +36,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
+from browser_support import free_port_run  # noqa: E402 - tests/ is on the path from here on
+
 SCRIPT = ROOT / "deploy" / "run_replicas.sh"
 LINK = "/?model=digits-cnn&layer=conv2"
-
-
-def free_base_port(n: int) -> int:
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port + n < 65535 and all(_free(port + i) for i in range(n + 1)):
-            return port
-    raise RuntimeError("no run of free ports")
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) != 0
 
 
 class Replicas:
@@ -61,7 +47,7 @@ class Replicas:
 
     def __init__(self, n: int, warm: bool = True) -> None:
         self.n = n
-        self.port = free_base_port(n)
+        self.port = free_port_run(n)
         self.run_dir = tempfile.mkdtemp(prefix="qe-bench-replicas-")
         self.env = {**os.environ, "QE_RUN_DIR": self.run_dir, "QE_PYTHON": sys.executable,
                     "QE_WARM": "1" if warm else "0"}

@@ -57,6 +57,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def free_port_run(n: int) -> int:
+    """A loopback port with the ``n`` ports after it free too (nginx on it, replicas after it)."""
+    for _ in range(50):
+        port = free_port()
+        if port + n < 65535 and all(_unused(port + i) for i in range(n + 1)):
+            return port
+    raise RuntimeError(f"no run of {n + 1} free loopback ports")
+
+
+def _unused(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
 def stop_process(proc: subprocess.Popen | None, grace: float = 10.0) -> None:
     """Terminate ``proc`` (if it still runs), give it ``grace`` seconds to stop, then kill it."""
     if proc is None or proc.poll() is not None:

@@ -29,7 +29,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from browser_support import REPO, free_port, wait_charts
+from browser_support import REPO, free_port, free_port_run, wait_charts
 from deploy_support import redis_server, require
 
 from deploy import nginx_config, replicas
@@ -55,9 +55,7 @@ class Replicas(SimpleNamespace):
 @contextmanager
 def running_replicas(n: int, extra_env: dict[str, str] | None = None) -> Iterator[Replicas]:
     require("nginx", "nginx")
-    port = free_port()
-    while any(_busy(port + i) for i in range(n + 1)):
-        port = free_port()
+    port = free_port_run(n)
     with tempfile.TemporaryDirectory(prefix="qe-replicas-") as run_dir:
         env = {**os.environ, "QE_RUN_DIR": run_dir, "QE_WARM": "0", "QE_TIMING": "1", "QE_PYTHON": sys.executable,
                "QE_START_TIMEOUT": "180", **(extra_env or {})}
@@ -75,13 +73,6 @@ def running_replicas(n: int, extra_env: dict[str, str] | None = None) -> Iterato
             assert stopped.returncode == 0, stopped.stderr
             assert not any(replicas._alive(g) for g in groups), "a replica or job worker outlived `stop`"  # noqa: SLF001
             assert not (Path(run_dir) / "nginx.pid").exists(), "nginx outlived `stop`"
-
-
-def _busy(port: int) -> bool:
-    import socket
-
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 @pytest.fixture(scope="module")
