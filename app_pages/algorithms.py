@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from ui import analysis_data as ad
-from ui import components, data, job_views, jobs, state
+from ui import components, data, job_views, jobs, reductions, state
 from ui import ptq_data as pd_
 from ui import ptq_figures as pf
 from ui.text import code_span, escape_markdown
@@ -213,7 +213,7 @@ if layer is None:
     )
 else:
     with components.friendly_errors("measure the activations"):
-        out = pd_.activation_outliers(controls.model, layer, alpha, data.spec_key(spec))
+        out = pd_.activation_outliers(controls.model, layer, alpha, reductions.spec_key(spec))
         st.markdown(
             f"The input of {code_span(state.layer_token(layer))} on the {out['rows']} calibration rows: the "
             f"largest channel reaches **{out['ratio_before']:.0f}×** the median channel's maximum. One "

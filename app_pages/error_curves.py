@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from quantlib.spec import SCHEMES
-from ui import components, data, figures, state
+from ui import components, data, figures, reductions, state
 
 controls = state.current()
 
@@ -39,22 +39,22 @@ def _curves(kind: str) -> tuple[dict[str, pd.DataFrame], str, dict, dict, list[s
             if gran == "group" and scheme != spec.scheme:
                 continue
             df, note = data.curve(
-                controls.model, controls.layer, kind, data.spec_key(base.replace(scheme=scheme, granularity=gran))
+                controls.model, controls.layer, kind, reductions.spec_key(base.replace(scheme=scheme, granularity=gran))
             )
-            curves[data.curve_label(scheme, gran, spec.group_size)] = df
+            curves[reductions.curve_label(scheme, gran, spec.group_size)] = df
             if note:
                 notes.append(note)
-    current = data.curve_label(spec.scheme, current_gran, spec.group_size)
+    current = reductions.curve_label(spec.scheme, current_gran, spec.group_size)
     reference = {}
     if spec.calibration != "minmax":
         df, _ = data.curve(
             controls.model, controls.layer, kind,
-            data.spec_key(base.replace(granularity=current_gran, calibration="minmax")),
+            reductions.spec_key(base.replace(granularity=current_gran, calibration="minmax")),
         )
         reference[f"{current} with minmax (for comparison)"] = df
     points = {}
     if fixed:
-        p = data.point(controls.model, controls.layer, kind, data.spec_key(spec))
+        p = data.point(controls.model, controls.layer, kind, reductions.spec_key(spec))
         points[f"{controls.format} (current, fixed {p['bits']} bits)"] = (p["bits"], p["mse"], p["sqnr_db"])
         current = ""  # the star is the fp8 / nf4 point; the int lines are for comparison
     return curves, current, points, reference, notes
@@ -66,7 +66,7 @@ def _section(kind: str) -> None:
         curves, current, points, reference, notes = _curves(kind)
     # Shared by everyone on these settings (a file's figures stay in its session: no key).
     view_key = None if data.is_upload(controls.model) else (
-        f"{controls.model}|{controls.layer}|{kind}|{data.spec_key(controls.spec())}"
+        f"{controls.model}|{controls.layer}|{kind}|{reductions.spec_key(controls.spec())}"
     )
     components.chart(
         view_key and f"curves|{view_key}",
@@ -92,7 +92,7 @@ def _section(kind: str) -> None:
 
     spec = controls.spec()
     with st.spinner("Sweeping clip ratios…"):
-        clip_df, picked = data.clip_curve(controls.model, controls.layer, kind, data.spec_key(spec))
+        clip_df, picked = data.clip_curve(controls.model, controls.layer, kind, reductions.spec_key(spec))
     bits_label = f"{controls.effective_bits} bits ({spec.label()})"
     components.chart(
         view_key and f"clip|{view_key}",

@@ -6,7 +6,7 @@ import numpy as np
 import streamlit as st
 
 from ui import analysis_data as ad
-from ui import components, data, figures, job_views, jobs, state
+from ui import components, data, figures, job_views, jobs, reductions, state
 
 #: Sweeps estimated to take longer than this wait for a click (MiniLM, recsys); quicker ones just run.
 AUTO_SWEEP_SECONDS = 8.0
@@ -36,7 +36,7 @@ only_layer = state.page_toggle(
 )
 scope = "layer" if only_layer else "all"
 #: Everything the drift figures of this view depend on: they are built once per view for everyone.
-VIEW_KEY = "|".join([controls.model, scope, controls.layer, controls.target, data.spec_key(controls.spec())])
+VIEW_KEY = "|".join([controls.model, scope, controls.layer, controls.target, reductions.spec_key(controls.spec())])
 what = {
     "weights": "weights",
     "activations": "input and output activations (static ranges calibrated on sample inputs)",
@@ -159,7 +159,7 @@ def _sweep(res: dict) -> None:
 
 with components.friendly_errors("quantize and run the model"):
     with st.spinner("Quantizing the model and running it on the evaluation set…"):
-        result = data.drift_point(controls.model, scope, controls.layer, controls.target, data.spec_key(controls.spec()))
+        result = data.drift_point(controls.model, scope, controls.layer, controls.target, reductions.spec_key(controls.spec()))
     if result["notes"]:
         st.caption("Group size adapted where it does not divide a layer: " + "; ".join(result["notes"]) + ".")
     _metric_row(result)

@@ -27,7 +27,7 @@ import uuid
 
 import streamlit as st
 
-from ui import components, data, job_views, jobs, state, teach_data, teach_figures
+from ui import components, data, job_views, jobs, reductions, state, teach_data, teach_figures
 from ui.teach_data import QATRun, RunSettings
 
 controls = state.current()
@@ -251,7 +251,7 @@ def _sweep(settings: RunSettings, float_m: float, owner: str, current_bits: int)
     st.subheader("Where does QAT pay off? 2 to 8 bits")
     spec = settings.spec
     base = settings if spec.is_integer_grid else RunSettings(
-        settings.model, data.spec_key(spec.replace(format="int")), settings.target, settings.epochs, settings.lr,
+        settings.model, reductions.spec_key(spec.replace(format="int")), settings.target, settings.epochs, settings.lr,
         settings.seed,
     )
     runs = {b: base.with_bits(b) for b in teach_data.SWEEP_BITS}
@@ -285,7 +285,7 @@ def _sweep(settings: RunSettings, float_m: float, owner: str, current_bits: int)
             else:
                 st.rerun()  # the whole page again: the run section above shows its width's job too
     _sweep_chart(runs, ptq, float_m, current_bits if spec.is_integer_grid else None, bool(in_flight()))
-    scheme = data.curve_label(spec.scheme, spec.granularity, spec.group_size)
+    scheme = reductions.curve_label(spec.scheme, spec.granularity, spec.group_size)
     note = f" ({spec.format} is a fixed-width format: the sweep uses integer grids)" if not spec.is_integer_grid else ""
     st.caption(
         f"Same scheme at every width ({scheme}, {spec.calibration} calibration, {settings.target}){note}, QAT "
@@ -364,7 +364,7 @@ def _page() -> None:
         f"its training split in batches of {plan.batch_size} · evaluated on its evaluation set · seed "
         f"{teach_data.SEED}."
     )
-    settings = RunSettings(controls.model, data.spec_key(spec), controls.target, epochs, lr, teach_data.SEED)
+    settings = RunSettings(controls.model, reductions.spec_key(spec), controls.target, epochs, lr, teach_data.SEED)
     owner = st.session_state.setdefault(_OWNER_KEY, uuid.uuid4().hex)
     float_m = teach_data.float_metric(controls.model)
     with st.spinner("Quantizing the model (PTQ)…"):

@@ -10,7 +10,7 @@ import streamlit as st
 
 from ui import analysis_data as ad
 from ui import analysis_figures as af
-from ui import components, data, energy, job_views, jobs, ort, state, upload_views
+from ui import components, data, energy, job_views, jobs, ort, reductions, state, upload_views
 
 controls = state.current()
 #: An uploaded file (weights only): its size is counted tensor by tensor; nothing can be timed.
@@ -41,7 +41,7 @@ components.page_intro(
 
 def _size_section() -> None:
     spec = controls.spec()
-    view = ad.size_view(controls.model, data.spec_key(spec))
+    view = ad.size_view(controls.model, reductions.spec_key(spec))
     st.subheader(f"Size at {spec.label()}")
     lines = [f"Every layer's weight stored at {spec.label()}; biases and norms stay float32."]
     if controls.target == "activations":
@@ -112,7 +112,7 @@ def _size_section() -> None:
 
 def _overhead_table(spec) -> None:  # noqa: ANN001 - a QuantSpec
     st.markdown(f"**What the scales cost at {spec.bits} bits, {spec.scheme}** (whole model)")
-    table = ad.overhead_table(controls.model, data.spec_key(spec))
+    table = ad.overhead_table(controls.model, reductions.spec_key(spec))
     shown = pd.DataFrame(
         {
             "one scale per": [

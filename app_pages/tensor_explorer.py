@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui import components, data, export_data, export_views, figures, state
+from ui import components, data, export_data, export_views, figures, reductions, state
 from ui.text import code_span
 
 controls = state.current()
@@ -68,7 +68,7 @@ def _blocks_caption(view: dict, kind: str) -> str:
 
 
 def _section(kind: str, log_y: bool) -> None:
-    key = data.spec_key(controls.spec())
+    key = reductions.spec_key(controls.spec())
     with st.spinner("Quantizing…"):
         view = data.tensor_view(controls.model, controls.layer, kind, key)
     st.subheader("Weights" if kind == "weights" else "Input activations")

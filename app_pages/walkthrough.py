@@ -14,7 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from quantlib.walkthrough import DB_PER_BIT, ValueTrace, check_trace_inputs, trace_value
-from ui import components, data, export_views, state, teach_data, teach_figures
+from ui import components, data, export_views, reductions, state, teach_data, teach_figures
 from ui.text import code_span, escape_markdown
 
 controls = state.current()
@@ -278,7 +278,7 @@ def _error_formulas() -> None:
     if kind == "activations" and not data.has_float_activations(controls.model, controls.layer):
         kind = "weights"
     spec = controls.spec()
-    key = data.spec_key(spec)
+    key = reductions.spec_key(spec)
     layer = state.layer_token(controls.layer)
     with st.spinner("Quantizing the layer…"):
         r = teach_data.mse_terms(controls.model, controls.layer, kind, key)
@@ -320,7 +320,7 @@ def _error_formulas() -> None:
     )
     base = spec.replace(format="int", bits=8) if controls.fixed_bits is not None else spec.replace(bits=8)
     with st.spinner("Sweeping bit widths 2-16…"):
-        df, note = data.curve(controls.model, controls.layer, kind, data.spec_key(base))
+        df, note = data.curve(controls.model, controls.layer, kind, reductions.spec_key(base))
     bits = df["bits"].to_numpy()
     measured = df["sqnr_db"].to_numpy(dtype=np.float64)
     uniform, tensor_rule = teach_data.rule_lines(bits, r["peak_to_rms"])
@@ -328,7 +328,7 @@ def _error_formulas() -> None:
     st.plotly_chart(
         teach_figures.sqnr_rule(
             bits, measured, uniform, tensor_rule, r["peak_to_rms"], current,
-            f"{data.curve_label(spec.scheme, spec.granularity, spec.group_size)}, {spec.calibration}",
+            f"{reductions.curve_label(spec.scheme, spec.granularity, spec.group_size)}, {spec.calibration}",
         ),
         key="sqnr-rule",
         config={"displaylogo": False},

@@ -23,7 +23,7 @@ import sample_models
 from quantlib import QuantSpec
 from quantlib.model import LayerInfo
 from ui import figures
-from ui.data import spec_from_key, spec_key
+from ui.reductions import spec_from_key, spec_key
 from ui.state import (
     Controls,
     default_group_size,

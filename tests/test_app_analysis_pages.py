@@ -29,9 +29,9 @@ from quantlib import QuantSpec
 from quantlib.model import model_size_bytes
 from ui import analysis_data as ad
 from ui import analysis_figures as af
-from ui import data as ui_data
 from ui import job_views, jobs
 from ui.components import human_bytes
+from ui.reductions import spec_key
 
 REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "app.py")
@@ -371,15 +371,15 @@ def test_the_size_figures_agree_with_quantlib():
     assert metrics["Compression"] == f"{floats / quantized:.2f}×"
     table = at.dataframe[0].value
     assert list(table["one scale per"])[:2] == ["tensor", "channel  ← current"]
-    overhead = ad.overhead_table("digits-mlp", ui_data.spec_key(spec))
+    overhead = ad.overhead_table("digits-mlp", spec_key(spec))
     groups = overhead[overhead["one scale per"].str.startswith("group")]
     assert groups["overhead_bytes"].is_monotonic_decreasing, "bigger groups, fewer scales"
 
 
 def test_asymmetric_scales_cost_a_zero_point_each():
     spec = QuantSpec(bits=4, granularity="channel")
-    sym = ad.size_view("digits-mlp", ui_data.spec_key(spec))
-    asym = ad.size_view("digits-mlp", ui_data.spec_key(spec.replace(scheme="asymmetric")))
+    sym = ad.size_view("digits-mlp", spec_key(spec))
+    asym = ad.size_view("digits-mlp", spec_key(spec.replace(scheme="asymmetric")))
     channels = 128 + 64 + 10
     assert sym["overhead_bytes"] == 4 * channels
     assert asym["overhead_bytes"] == 5 * channels

@@ -38,7 +38,7 @@ import sample_models
 from quantlib import QuantSpec, choose_qparams, fake_quant, metrics, quantize
 from quantlib.walkthrough import integer_linear, trace_value
 from ui import jobs, teach_data, teach_figures
-from ui.data import spec_key
+from ui.reductions import spec_key
 from ui.teach_data import RunSettings
 
 REPO = Path(__file__).resolve().parents[1]

@@ -10,7 +10,7 @@ Two kinds of work, two caches:
   for one job and see its progress (:mod:`ui.job_views`), and a page can ask "is this already computed?"
   without computing it, which lets a shared link show a finished sweep straight away.
 
-Keys are plain strings: model name, :func:`ui.data.spec_key` of the spec, bit widths, mode.
+Keys are plain strings: model name, :func:`ui.reductions.spec_key` of the spec, bit widths, mode.
 Results are pre-reduced tables (tens of rows), never tensors: what a page ships to the browser stays small.
 
 Everything here treats the shared sample models as read-only: ``quantlib.sensitivity`` and ``quantlib.speed``
@@ -35,7 +35,7 @@ from quantlib.model import LayerInfo, call, model_size_bytes, size_breakdown
 from quantlib.sensitivity import layer_sensitivity, sensitivity_sweep
 from quantlib.speed import compare_float_vs_int8_dynamic, linear_micro_benchmark
 
-from . import data, jobs, state
+from . import data, jobs, reductions, state
 
 #: Bit widths of the layers × bits heatmap, and the widths the mixed-precision search picks from.
 SWEEP_BITS: tuple[int, ...] = (2, 3, 4, 6, 8)
@@ -201,12 +201,12 @@ def pareto_estimate(model: str) -> float:
 
 
 def sensitivity_key(model: str, spec: QuantSpec, mode: str) -> str:
-    return f"sensitivity|{model}|{mode}|{data.spec_key(spec)}"
+    return f"sensitivity|{model}|{mode}|{reductions.spec_key(spec)}"
 
 
 def sweep_key(model: str, spec: QuantSpec, bits: Sequence[int] = SWEEP_BITS) -> str:
     """The sweep varies the bits, so the key normalises them (8) and lists the widths instead."""
-    return f"sweep|{model}|{','.join(map(str, bits))}|{data.spec_key(spec.replace(bits=8))}"
+    return f"sweep|{model}|{','.join(map(str, bits))}|{reductions.spec_key(spec.replace(bits=8))}"
 
 
 def choice_key(model: str, spec: QuantSpec, avg_bits: float) -> str:
@@ -317,7 +317,7 @@ def compute_drift_sweep(
 
 
 def drift_sweep_key(model: str, scope: str, layer: str, target: str, spec: QuantSpec, bits: Sequence[int]) -> str:
-    return f"drift-sweep|{model}|{scope}|{layer}|{target}|{','.join(map(str, bits))}|{data.spec_key(spec.replace(bits=8))}"
+    return f"drift-sweep|{model}|{scope}|{layer}|{target}|{','.join(map(str, bits))}|{reductions.spec_key(spec.replace(bits=8))}"
 
 
 #: The runner key of the worker warm-up (:func:`load_models`).
@@ -436,7 +436,7 @@ def size_view(model: str, key: str) -> dict[str, Any]:
     norms) stay float32 and are summed separately.
     """
     sm = data.sample(model)
-    spec = data.spec_from_key(key)
+    spec = reductions.spec_from_key(key)
     specs, notes = _weight_specs(model, spec)
     infos = {i.name: i for i in data.layers(model)}
     rows_q = size_breakdown(sm.model, specs)
@@ -502,11 +502,11 @@ def is_current(option: QuantSpec, spec: QuantSpec) -> bool:
 def overhead_table(model: str, key: str) -> pd.DataFrame:
     """What one scale per tensor / channel / group costs for the whole model at the key's bits and scheme."""
     sm = data.sample(model)
-    spec = data.spec_from_key(key)
+    spec = reductions.spec_from_key(key)
     float_total = model_size_bytes(sm.model)
     rows = []
     for name, option in granularity_options(spec):
-        view = size_view(model, data.spec_key(option))
+        view = size_view(model, reductions.spec_key(option))
         n = view["weight_numel"]
         rows.append(
             {

@@ -27,12 +27,10 @@ shared cache: the functions that read a layer's tensor are declared with :func:`
 from __future__ import annotations
 
 import functools
-import json
 import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 from typing import Any, TypeVar
 
 import numpy as np
@@ -42,14 +40,11 @@ import torch
 
 import sample_models
 from quantlib import (
-    QuantReport,
     QuantSpec,
     budget,
     calibrated_clip_ratio,
     clip_sweep,
     error_curve,
-    grid,
-    histogram,
     summarize,
 )
 from quantlib.layout import fitted_group_size
@@ -69,13 +64,15 @@ from quantlib.model import (
     weight_view_shape,
 )
 
-from . import text
+from . import text, upload
+from .reductions import (
+    CURVE_DOING,
+    check_budget,
+    check_view_budget,
+    reduce_view,
+    spec_from_key,
+)
 
-#: Bars of the value histograms; fine enough to show 4-bit spikes, small enough to ship.
-HIST_BINS = 120
-ERROR_BINS = 60
-#: Grid levels drawn as a rug; beyond this (11+ bit integer grids) the grid is too dense to see anyway.
-MAX_GRID_LEVELS = 1024
 #: Per-channel / per-group charts show at most this many blocks (evenly spaced after sorting by range).
 MAX_BLOCKS = 256
 #: Scatter plots of outputs keep at most this many points (2 float32 coordinates each, ~16 kB as base64).
@@ -85,8 +82,6 @@ SWEEP_BITS: tuple[int, ...] = (2, 3, 4, 5, 6, 8, 12, 16)
 #: MSE / entropy calibration re-runs at every bit width; on tensors larger than this the error curves use an
 #: evenly spaced subset of rows so the page stays interactive.
 CURVE_MAX_VALUES = 1 << 18
-#: How a refused error curve is named in its message.
-CURVE_DOING = f"the error curve over {budget.CURVE_WIDTHS} bit widths"
 #: The sidebar's model entry (and URL value) for the file this session loaded on the "Your model" page.
 UPLOAD_MODEL = "your-file"
 
@@ -104,40 +99,6 @@ def configure_torch() -> None:
     threads = int(os.environ.get("QE_TORCH_THREADS", "1"))
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
-
-
-# --- keys ---------------------------------------------------------------------------------------------------
-
-
-def spec_key(spec: QuantSpec) -> str:
-    """A QuantSpec as a canonical string, the cache key of everything computed with it."""
-    return json.dumps(asdict(spec), sort_keys=True)
-
-
-def spec_from_key(key: str) -> QuantSpec:
-    """Inverse of :func:`spec_key`."""
-    return QuantSpec(**json.loads(key))
-
-
-# --- budgets ------------------------------------------------------------------------------------------------
-
-
-def check_budget(
-    cost: Callable[[tuple[int, ...], QuantSpec], budget.Cost], x: torch.Tensor, spec: QuantSpec, doing: str = ""
-) -> None:
-    """Refuse, with ``quantlib.budget.BudgetExceeded`` in plain words, a computation priced by ``cost`` (e.g.
-    ``budget.view_cost``) on ``x`` at ``spec`` that is over the interactive budget. Reads only ``x.shape``.
-    ``doing`` names the computation when it is more than one calibration (``"the error curve over 15 bit
-    widths"``)."""
-    shape = tuple(int(d) for d in x.shape)
-    what = budget.describe(shape, spec)
-    budget.require(cost(shape, spec), cost(shape, budget.plain(spec)), shape, spec, f"{doing} ({what})" if doing else what)
-
-
-def check_view_budget(x: torch.Tensor, spec: QuantSpec) -> None:
-    """:func:`check_budget` for quantizing and summarizing one tensor (the explorer's view, the walkthrough's
-    error formula, a point on the curves chart)."""
-    check_budget(budget.view_cost, x, spec)
 
 
 # --- models and tensors (shared objects) ---------------------------------------------------------------------
@@ -163,8 +124,6 @@ def is_upload(model: str) -> bool:
 
 def _loaded_upload() -> Any:
     """This session's readable file (a ``ui.upload.Upload``), or None."""
-    from . import upload  # ui.upload builds on this module
-
     up = upload.current(st.session_state)
     return up if up is not None and up.ok else None
 
@@ -184,7 +143,6 @@ def has_session_upload() -> bool:
 def _file_tensor(layer: str, spec: QuantSpec) -> tuple[torch.Tensor, Any]:
     """Tensor ``layer`` of this session's file and the ``ui.upload.Plan`` that fits ``spec`` to it (a plain
     ValueError when it cannot)."""
-    from . import upload
 
     t = session_upload().tensors[layer]
     p = upload.plan(layer, tuple(t.shape), spec)
@@ -208,7 +166,6 @@ def model_cache(max_entries: int) -> Callable[[F], F]:
         @functools.wraps(fn)
         def call(model: str, *args: Any) -> Any:
             if is_upload(model):
-                from . import upload
 
                 up = session_upload()
                 return upload.memo(st.session_state, (up.token, fn.__qualname__, *args), lambda: fn(model, *args))
@@ -281,7 +238,6 @@ def tensor_for(model: str, layer: str, kind: str, spec: QuantSpec) -> torch.Tens
     ``quantlib.model`` groups them) or its input activations. An uploaded tensor comes in the shape
     ``ui.upload.plan`` analyses it in."""
     if is_upload(model):
-        from . import upload
 
         if kind != "weights":
             raise ValueError("an uploaded file holds weights only: it has no activations")
@@ -346,54 +302,6 @@ def _channel_rows(x: torch.Tensor, axis: int) -> torch.Tensor:
     return x.movedim(axis, 0).reshape(x.shape[axis], -1)
 
 
-def reduce_view(x: torch.Tensor, spec: QuantSpec) -> tuple[dict[str, Any], QuantReport]:
-    """What the value and error charts and the stats panel draw for one tensor at ``spec``, as small arrays.
-
-    Pure and uncached, so session-private tensors (uploads) can use it without touching a shared cache. Returns
-    the view (histogram counts of the float and dequantized values on shared bins, the grid of the block with
-    the widest range, that block's clip range, the error histogram and ``quantlib.summarize``'s headline numbers)
-    and the report it came from. Refused (``BudgetExceeded``) up front when over the budget.
-    """
-    check_view_budget(x, spec)
-    rep = summarize(x, spec)
-    xf = x.detach().reshape(-1).to(torch.float32)
-    xh = rep.x_hat.reshape(-1).to(torch.float32)
-    lo = float(torch.minimum(xf.min(), xh.min()))
-    hi = float(torch.maximum(xf.max(), xh.max()))
-    counts_f, edges = histogram(xf, HIST_BINS, (lo, hi))
-    counts_q, _ = histogram(xh, HIST_BINS, (lo, hi))
-    err_counts, err_edges = histogram(xh - xf, ERROR_BINS)
-    widest = int(np.argmax(rep.block_max - rep.block_min)) if rep.block_min.size > 1 else 0
-    levels = grid(spec, rep.qparams, widest).numpy()
-    scale = rep.qparams.scale.reshape(-1).to(torch.float64).numpy()
-    zero_point = rep.qparams.zero_point.reshape(-1).to(torch.float64).numpy()
-    view = {
-        "shape": tuple(int(d) for d in x.shape),
-        "numel": int(x.numel()),
-        "spec_label": spec.label(),
-        "edges": edges.astype(np.float32),
-        "float_counts": counts_f,
-        "quant_counts": counts_q,
-        "err_edges": err_edges.astype(np.float32),
-        "err_counts": err_counts,
-        "grid": levels.astype(np.float32) if levels.size <= MAX_GRID_LEVELS else None,
-        "grid_size": int(levels.size),
-        "grid_block": widest,
-        "num_blocks": int(rep.block_min.size),
-        "clip_lo": float(rep.block_clip_lo[widest]),
-        "clip_hi": float(rep.block_clip_hi[widest]),
-        "scale": (float(scale.min()), float(np.median(scale)), float(scale.max())),
-        "zero_point": (float(zero_point.min()), float(np.median(zero_point)), float(zero_point.max())),
-        "levels_used": rep.levels_used,
-        "levels_available": rep.levels_available,
-        "fraction_clipped": rep.fraction_clipped,
-        "mse": rep.mse,
-        "sqnr_db": rep.sqnr_db,
-        "max_abs_error": rep.max_abs_error,
-    }
-    return view, rep
-
-
 @model_cache(max_entries=128)
 def tensor_view(model: str, layer: str, kind: str, key: str) -> dict[str, Any]:
     """Everything the tensor explorer draws for one layer's tensor and one spec: :func:`reduce_view` plus
@@ -426,11 +334,6 @@ def tensor_view(model: str, layer: str, kind: str, key: str) -> dict[str, Any]:
 
 
 # --- error curves ------------------------------------------------------------------------------------------
-
-
-def curve_label(scheme: str, granularity: str, group_size: int = 64) -> str:
-    gran = {"tensor": "per-tensor", "channel": "per-channel", "group": f"per-group({group_size})"}[granularity]
-    return f"{scheme} · {gran}"
 
 
 def _curve_sample(x: torch.Tensor, spec: QuantSpec) -> tuple[torch.Tensor, str | None]:

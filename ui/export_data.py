@@ -27,7 +27,7 @@ from quantlib.export import (
 )
 from quantlib.model import LayerInfo, weight_storage
 
-from . import data
+from . import data, reductions
 
 #: Finished files kept for everyone (the per-key lock makes 40 clicks one export). MiniLM at 4 bits is ~15 MB.
 CACHED_FILES = 4
@@ -158,10 +158,10 @@ def wire_view(model: str, layer: str, key: str) -> dict[str, Any]:
     """The layer's first values as codes, the bytes they pack into, what unpacks, and the storage of the whole
     tensor: codes, scales and zero points per block. Integer grids of 1-8 bits and nf4 pack; fp8 is a byte
     per code; wider integer codes are stored in 16 bits."""
-    spec = data.spec_from_key(key)
+    spec = reductions.spec_from_key(key)
     x = data.tensor_for(model, layer, "weights", spec)
     s = data.spec_for(model, layer, "weights", spec)
-    data.check_view_budget(x, s)
+    reductions.check_view_budget(x, s)
     qt = quantize(x, s)
     n = min(WIRE_VALUES, x.numel())
     codes = qt.q.reshape(-1)[:n]

@@ -19,7 +19,7 @@ from quantlib import QuantSpec
 from quantlib.budget import BudgetExceeded
 from quantlib.export import check_spec
 
-from . import components, data, export_data
+from . import components, data, export_data, reductions
 from .text import code_span, shorten
 
 HOW_TO_LOAD = (
@@ -175,7 +175,7 @@ def bits_on_the_wire(model: str, layer: str, spec: QuantSpec, layer_token: str) 
         r"\text{bits per weight} = b + \frac{32 + b_z}{g}"
     )
     with st.spinner("Quantizing the layer…"):
-        w = export_data.wire_view(model, layer, data.spec_key(spec))
+        w = export_data.wire_view(model, layer, reductions.spec_key(spec))
     b = w["bits"]
     n = len(w["x"])
     width = 8 if w["format"].startswith("fp8") else (4 if w["format"] == "nf4" else b)

@@ -1,7 +1,7 @@
 """Computations of the "Algorithms" page: one PTQ method on one sample model (a job), and the activation
 outliers of one layer (cached). No drawing.
 
-Keys are plain strings (model, method, the page's options, :func:`ui.data.spec_key`), results are small
+Keys are plain strings (model, method, the page's options, :func:`ui.reductions.spec_key`), results are small
 tables and floats - never models or tensors - so a finished job can be shared with everyone and a shared
 link shows it straight away.
 """
@@ -23,7 +23,7 @@ from quantlib.model import activation_spec
 from quantlib.ptq import apply, smoothquant
 from quantlib.ptq.layers import capture_inputs, is_target, target_layers, weight_matrix
 
-from . import analysis_data, data
+from . import analysis_data, data, reductions
 
 Progress = Callable[[int, int, str], None]
 
@@ -141,7 +141,7 @@ def options_for(method: str, alpha: float) -> dict[str, Any]:
 def result_key(model: str, run: str, spec: QuantSpec, alpha: float) -> str:
     """The job key of one run: ``run`` is an algorithm key, ``rtn`` or ``rtn_wa`` (RTN with activations)."""
     extra = f"a={alpha:g}" if run == "smoothquant" else ""
-    return f"ptq|{model}|{run}|{extra}|{data.spec_key(spec)}"
+    return f"ptq|{model}|{run}|{extra}|{reductions.spec_key(spec)}"
 
 
 def compute_run(model: str, run: str, spec: QuantSpec, alpha: float, progress: Progress | None = None) -> dict:
@@ -236,7 +236,7 @@ def activation_outliers(model: str, layer: str, alpha: float, spec_key: str) -> 
     s = smoothquant.smoothing_scales(before, smoothquant.weight_input_max(w2, kp), alpha)
     after = before / s
     xs = x / s.repeat_interleave(kp)
-    aspec = activation_spec(data.spec_from_key(spec_key))
+    aspec = activation_spec(reductions.spec_from_key(spec_key))
     step_levels = aspec.qmax - aspec.qmin
 
     def grid(t: torch.Tensor, m: torch.Tensor) -> tuple[float, float, float]:

@@ -36,7 +36,7 @@ from quantlib.model import LayerInfo, call, layer_spec, layer_weight, weight_vie
 from quantlib.qat import QATProgress, prepare_qat, qat_layers, train_qat
 from quantlib.walkthrough import ValueTrace, integer_linear, mse_formula, rule_of_thumb_sqnr
 
-from . import data, jobs
+from . import data, jobs, reductions
 
 # --- PTQ vs QAT ---------------------------------------------------------------------------------------------
 
@@ -104,7 +104,7 @@ class RunSettings:
 
     @property
     def spec(self) -> QuantSpec:
-        return data.spec_from_key(self.spec_key)
+        return reductions.spec_from_key(self.spec_key)
 
     @property
     def key(self) -> str:
@@ -116,7 +116,7 @@ class RunSettings:
         return f"{KEY_PREFIX}{self.model}|{self.target}|{self.epochs}|{self.lr!r}|{self.seed}|{self.spec_key}"
 
     def with_bits(self, bits: int) -> RunSettings:
-        return replace(self, spec_key=data.spec_key(self.spec.replace(bits=bits)))
+        return replace(self, spec_key=reductions.spec_key(self.spec.replace(bits=bits)))
 
 
 @dataclass(frozen=True)
@@ -235,7 +235,7 @@ def ptq_metric(model: str, target: str, key: str) -> float:
     """
     sm = data.sample(model)
     names = [i.name for i in data.layers(model)]
-    quantized, _ = data.build_quantized(model, names, target, data.spec_from_key(key))
+    quantized, _ = data.build_quantized(model, names, target, reductions.spec_from_key(key))
     return float(sm.evaluate(quantized)[sm.metric_name])
 
 
@@ -452,9 +452,9 @@ def tiny_linear_paths(bits: int, input_scheme: str) -> dict[str, Any]:
 @data.model_cache(max_entries=128)
 def mse_terms(model: str, layer: str, kind: str, key: str) -> dict[str, Any]:
     """The MSE of one tensor written out: its first terms, N, the sum and the result (never the tensor)."""
-    spec = data.spec_for(model, layer, kind, data.spec_from_key(key))
+    spec = data.spec_for(model, layer, kind, reductions.spec_from_key(key))
     x = data.tensor_for(model, layer, kind, spec)
-    data.check_view_budget(x, spec)  # refused up front, in plain words, when over the budget (quantlib.budget)
+    reductions.check_view_budget(x, spec)  # refused up front, in plain words, when over the budget (quantlib.budget)
     x_hat = fake_quant(x, spec)
     xf = x.detach().reshape(-1).to(torch.float64)
     xh = x_hat.detach().reshape(-1).to(torch.float64)

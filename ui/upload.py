@@ -35,8 +35,8 @@ from quantlib.layout import fitted_group_size, group_sizes_for
 from quantlib.model import LayerInfo, weight_storage
 from quantlib.spec import SCHEMES
 
-from . import data
-from .data import curve_label, spec_key
+from . import reductions
+from .reductions import curve_label, spec_key
 from .text import code_span
 
 _LOG = logging.getLogger("quantization_explorer")
@@ -333,11 +333,11 @@ def tensor_view(x: torch.Tensor, spec: QuantSpec) -> dict[str, Any]:
     """Histogram counts, grid, clip range, error counts and ``summarize``'s numbers of one tensor at ``spec``.
 
     ``x`` is already in the analysed shape (see :func:`plan`). The same view the tensor explorer draws, without
-    its per-block chart, computed by the uncached :func:`ui.data.reduce_view` so nothing of an upload reaches a
+    its per-block chart, computed by the uncached :func:`ui.reductions.reduce_view` so nothing of an upload reaches a
     cache shared between sessions. Raises ``ValueError`` (from quantlib) for what cannot be quantized: NaN / Inf
     values, an empty tensor.
     """
-    return data.reduce_view(x, spec)[0]
+    return reductions.reduce_view(x, spec)[0]
 
 
 def curve_sample(x: torch.Tensor, spec: QuantSpec, max_values: int) -> tuple[torch.Tensor, str | None]:
@@ -374,7 +374,7 @@ def curve_cap(spec: QuantSpec) -> int:
 def curve(x: torch.Tensor, spec: QuantSpec) -> tuple[pd.DataFrame, str | None]:
     """``quantlib.error_curve`` over bits 2-16 at ``spec`` (its bit width ignored), on a subset of big tensors."""
     sub, note = curve_sample(x, spec, curve_cap(spec))
-    data.check_budget(budget.curve_cost, sub, spec, data.CURVE_DOING)  # refused up front when the subset is still too costly
+    reductions.check_budget(budget.curve_cost, sub, spec, reductions.CURVE_DOING)  # refused up front when the subset is still too costly
     return error_curve(sub, spec), note
 
 
