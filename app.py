@@ -1,7 +1,7 @@
 """Quantization Explorer: see what quantization does to a neural network.
 
 Run with ``streamlit run app.py``. This file is only the router: it declares the pages, draws the shared sidebar
-(whose controls are bound to the URL, see :mod:`ui.state`) and runs the chosen page. Pages live in
+(whose settings are bound to the URL, see :mod:`ui.controls` and :mod:`ui.links`) and runs the chosen page. Pages live in
 ``app_pages/`` - not ``pages/``, which Streamlit would treat as a legacy multipage folder and which breaks deep
 links on a freshly started server.
 """
@@ -11,8 +11,10 @@ from __future__ import annotations
 import streamlit as st
 
 from serving import warmup
-from ui import analysis_data, data, heap, state
-from ui.components import friendly_errors, needs_a_running_model
+from ui import controls, heap, links, sources
+from ui.compute import analysis as analysis_data
+from ui.compute import explorer as data
+from ui.widgets import friendly_errors, needs_a_running_model
 
 st.set_page_config(page_title="Quantization Explorer", page_icon="🔢", layout="wide")
 data.configure_torch()
@@ -52,21 +54,22 @@ RUNS_THE_MODEL = {
 }
 
 page = st.navigation(PAGES)
-raw_link = state.begin_run()
-controls = None
+controls.begin_run()
+raw_link = links.snapshot_link()
+settings = None
 with st.sidebar, friendly_errors("load the sample model"):
-    controls = state.render_sidebar()
-if controls is None:
+    settings = controls.render_sidebar()
+if settings is None:
     st.stop()
-state.set_current(controls)
+controls.set_current(settings)
 share_box = st.sidebar.container()
 notice_box = st.container()
-if data.is_upload(controls.model) and page.url_path in RUNS_THE_MODEL:
+if not sources.get(settings.model).runs_model and page.url_path in RUNS_THE_MODEL:
     needs_a_running_model(page.title, page.icon, RUNS_THE_MODEL[page.url_path])
 else:
     page.run()
-state.check_link(raw_link, controls)
-state.show_link_notice(notice_box)
-state.render_share(share_box, controls)
-state.end_run(page.url_path)
+links.check_link(raw_link, settings)
+links.show_link_notice(notice_box)
+links.render_share(share_box, settings)
+controls.end_run(page.url_path)
 heap.settle()

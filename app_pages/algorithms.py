@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui import analysis_data as ad
-from ui import components, data, job_views, jobs, reductions, state
-from ui import ptq_data as pd_
-from ui import ptq_figures as pf
+from ui import controls, jobs, sources, widgets
+from ui.compute import analysis as ad
+from ui.compute import ptq as pd_
+from ui.compute import reductions
+from ui.figures import ptq as pf
 from ui.text import code_span, escape_markdown
+from ui.views import jobs as job_views
 
-controls = state.current()
-sm = data.sample(controls.model)
+settings = controls.current()
+sm = sources.sample(settings.model)
 better = "higher" if sm.higher_is_better else "lower"
 
-components.page_intro(
+widgets.page_intro(
     "Algorithms",
     "🧪",
     "Round-to-nearest (RTN) rounds every weight on its own. The algorithms here use a few **calibration "
@@ -26,9 +28,9 @@ components.page_intro(
     f"{pd_.TRY_THIS[0].summary()} [Open it]({pd_.TRY_THIS[0].link()}).",
 )
 
-spec, spec_note = ad.model_wide_spec(controls.model, controls.spec())
+spec, spec_note = ad.model_wide_spec(settings.model, settings.spec())
 notes = [spec_note] if spec_note else []
-if controls.target != "weights":
+if settings.target != "weights":
     notes.append(
         "each algorithm decides what it quantizes here: SmoothQuant weights and input activations, the others "
         "weights only (the sidebar's *Quantize* setting applies on the other pages)"
@@ -36,7 +38,7 @@ if controls.target != "weights":
 st.caption(
     f"{sm.title} · all Linear / Conv layers at **{spec.label()}**, {spec.calibration} calibration (embedding "
     f"tables stay float) · task metric **{sm.metric_name}** ({better} is better; float model "
-    f"{components.fmt(sm.float_metrics[sm.metric_name])})" + "".join(f" · Note: {n}." for n in notes)
+    f"{widgets.fmt(sm.float_metrics[sm.metric_name])})" + "".join(f" · Note: {n}." for n in notes)
 )
 
 
@@ -83,7 +85,7 @@ def _algo_controls() -> tuple[list[str], list[str], object]:
 
 
 def _algos_field() -> str:
-    return state.page_widget(
+    return controls.page_widget(
         st.text_input,
         "The same as a link parameter",
         ALGOS_KEY,
@@ -101,7 +103,7 @@ if unknown_algos:
         icon="🔗",
     )
 with alpha_box:  # type: ignore[attr-defined] - a Streamlit column
-    alpha = float(state.page_widget(
+    alpha = float(controls.page_widget(
         st.select_slider,
         "SmoothQuant migration strength α",
         "sq_alpha",
@@ -118,22 +120,22 @@ labels = {pd_.RTN_W: "RTN", pd_.RTN_WA: "RTN W+A"} | {a.key: a.label for a in pd
 results: dict[str, dict] = {}
 skipped: dict[str, str] = {}
 for run in runs:
-    with components.friendly_errors(f"run {labels[run]}"):
+    with widgets.friendly_errors(f"run {labels[run]}"):
         try:
-            estimate = pd_.estimate_seconds(controls.model, run)
+            estimate = pd_.estimate_seconds(settings.model, run)
             if estimate > pd_.MAX_JOB_SECONDS:
                 skipped[run] = (
                     f"{labels[run]} would take about {job_views.seconds_text(estimate)} on this server for "
-                    f"{sm.title}'s {len(pd_.target_layers_of(controls.model))} layers, more than a background job "
+                    f"{sm.title}'s {len(pd_.target_layers_of(settings.model))} layers, more than a background job "
                     "may run; it is meant for small layers (CNNs, MLPs)."
                 )
                 continue
             res = job_views.obtain(
-                pd_.result_key(controls.model, run, spec, alpha),
+                pd_.result_key(settings.model, run, spec, alpha),
                 pd_.compute_run,
-                (controls.model, run, spec, alpha),
+                (settings.model, run, spec, alpha),
                 f"{labels[run]} on {sm.title}…",
-                lambda run=run: pd_.estimate_seconds(controls.model, run),
+                lambda run=run: pd_.estimate_seconds(settings.model, run),
                 f"Run {labels[run]}",
                 f"run-{run}",
                 auto=True if run in pd_.QUICK_RUNS else None,
@@ -184,7 +186,7 @@ if len(results) > 1 or (results and not chosen):
     st.download_button(
         "⬇️ Download the per-layer errors (CSV)",
         pd_.layer_table(results, labels).to_csv(index=False),
-        file_name=f"algorithms_{controls.model}.csv",
+        file_name=f"algorithms_{settings.model}.csv",
         mime="text/csv",
         key="ptq-csv",
     )
@@ -205,25 +207,25 @@ if chosen:
 
 st.divider()
 st.subheader("🔭 Activation outliers")
-layer = pd_.outlier_layer(controls.model, controls.layer)
+layer = pd_.outlier_layer(settings.model, settings.layer)
 if layer is None:
     st.caption(
-        f"The sidebar's layer {code_span(state.layer_token(controls.layer))} is not a Linear / Conv layer (an "
+        f"The sidebar's layer {code_span(controls.layer_token(settings.layer))} is not a Linear / Conv layer (an "
         "embedding table has no input activations to look at): pick one in the sidebar."
     )
 else:
-    with components.friendly_errors("measure the activations"):
-        out = pd_.activation_outliers(controls.model, layer, alpha, reductions.spec_key(spec))
+    with widgets.friendly_errors("measure the activations"):
+        out = pd_.activation_outliers(settings.model, layer, alpha, reductions.spec_key(spec))
         st.markdown(
-            f"The input of {code_span(state.layer_token(layer))} on the {out['rows']} calibration rows: the "
+            f"The input of {code_span(controls.layer_token(layer))} on the {out['rows']} calibration rows: the "
             f"largest channel reaches **{out['ratio_before']:.0f}×** the median channel's maximum. One "
             f"per-tensor activation grid of {out['levels']} levels must span that channel, so its step is "
             f"**{out['step_before']:.3g}** and a typical (median) channel uses only "
             f"**{out['levels_before']:.0f}** levels. SmoothQuant divides channel j by s_j (α = {alpha:g}) and "
             f"multiplies the weights by it: the ratio becomes **{out['ratio_after']:.0f}×**, the step "
             f"**{out['step_after']:.3g}** and the median channel uses **{out['levels_after']:.0f}** levels - the "
-            f"activations' SQNR at {spec.bits} bits goes from {components.fmt(out['sqnr_before'])} to "
-            f"{components.fmt(out['sqnr_after'])} dB. AWQ looks at the same picture from the weights' side: "
+            f"activations' SQNR at {spec.bits} bits goes from {widgets.fmt(out['sqnr_before'])} to "
+            f"{widgets.fmt(out['sqnr_after'])} dB. AWQ looks at the same picture from the weights' side: "
             "the loud channels' weights are the ones worth protecting."
         )
         st.plotly_chart(

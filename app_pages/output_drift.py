@@ -5,16 +5,20 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from ui import analysis_data as ad
-from ui import components, data, figures, job_views, jobs, reductions, state
+from ui import controls, jobs, sources, widgets
+from ui.compute import analysis as ad
+from ui.compute import explorer as data
+from ui.compute import reductions
+from ui.figures import explorer as figures
+from ui.views import jobs as job_views
 
 #: Sweeps estimated to take longer than this wait for a click (MiniLM, recsys); quicker ones just run.
 AUTO_SWEEP_SECONDS = 8.0
 
-controls = state.current()
-sm = data.sample(controls.model)
+settings = controls.current()
+sm = sources.sample(settings.model)
 
-components.page_intro(
+widgets.page_intro(
     "Output drift",
     "🎯",
     "Quantize the model, run the float and the quantized versions on the same evaluation examples and compare "
@@ -27,8 +31,8 @@ components.page_intro(
     "come back towards the float line.",
 )
 
-layer_name = state.layer_token(controls.layer)
-only_layer = state.page_toggle(
+layer_name = controls.layer_token(settings.layer)
+only_layer = controls.page_toggle(
     f"Quantize only the chosen layer (`{layer_name}`)",
     "only_layer",
     help="Off: every quantizable layer is quantized. On: only the layer chosen in the sidebar, to find the "
@@ -36,15 +40,15 @@ only_layer = state.page_toggle(
 )
 scope = "layer" if only_layer else "all"
 #: Everything the drift figures of this view depend on: they are built once per view for everyone.
-VIEW_KEY = "|".join([controls.model, scope, controls.layer, controls.target, reductions.spec_key(controls.spec())])
+VIEW_KEY = "|".join([settings.model, scope, settings.layer, settings.target, reductions.spec_key(settings.spec())])
 what = {
     "weights": "weights",
     "activations": "input and output activations (static ranges calibrated on sample inputs)",
     "both": "weights and input / output activations",
-}[controls.target]
+}[settings.target]
 st.caption(
     f"Quantizing the {what} of {'`' + layer_name + '`' if only_layer else 'every layer'} with "
-    f"{controls.spec().label()}, {controls.calibration} calibration · {sm.title}"
+    f"{settings.spec().label()}, {settings.calibration} calibration · {sm.title}"
 )
 
 
@@ -55,16 +59,16 @@ def _metric_row(res: dict) -> None:
     cols = st.columns(5 if sm.task == "classification" else 4)
     cols[0].metric(
         f"{sm.metric_name} (task)",
-        components.fmt(value),
+        widgets.fmt(value),
         delta=f"{value - baseline:+.3g} vs float",
         delta_color="normal" if sm.higher_is_better else "inverse",
         help=f"The model's own task metric on its evaluation set; the float model scores {baseline:.4g}.",
     )
-    cols[1].metric("Output SQNR", f"{components.fmt(report['sqnr_db'], 3)} dB", help="10·log10(Σf² / Σ(f_q − f)²)")
+    cols[1].metric("Output SQNR", f"{widgets.fmt(report['sqnr_db'], 3)} dB", help="10·log10(Σf² / Σ(f_q − f)²)")
     if res["per_example_cosine"] is None:  # one number per example: no direction per example to compare
-        cols[2].metric("Cosine", components.fmt(report["mean_cosine"], 5), help="Of all outputs as one vector.")
+        cols[2].metric("Cosine", widgets.fmt(report["mean_cosine"], 5), help="Of all outputs as one vector.")
     else:
-        cols[2].metric("Mean cosine", components.fmt(report["mean_cosine"], 5), help="Per example, averaged.")
+        cols[2].metric("Mean cosine", widgets.fmt(report["mean_cosine"], 5), help="Per example, averaged.")
     if sm.task == "classification":
         cols[3].metric(
             "Top-1 agreement",
@@ -74,12 +78,12 @@ def _metric_row(res: dict) -> None:
     ratio = res["float_size_bytes"] / max(res["size_bytes"], 1)
     cols[-1].metric(
         "Parameters stored",
-        components.human_bytes(res["size_bytes"]),
+        widgets.human_bytes(res["size_bytes"]),
         delta=f"{ratio:.1f}× smaller" if ratio >= 1.05 else "≈ float32 size",
         delta_color="off",
         delta_arrow="off",
         help=f"Quantized weights at their bit width plus one scale (and zero point) per block; biases and "
-        f"other parameters stay float32. In float32: {components.human_bytes(res['float_size_bytes'])}.",
+        f"other parameters stay float32. In float32: {widgets.human_bytes(res['float_size_bytes'])}.",
     )
 
 
@@ -91,7 +95,7 @@ def _drift_histogram(res: dict) -> None:
         return
     logs = np.log10(np.maximum(per, positive.min()))
     counts, edges = np.histogram(logs, bins=40)
-    components.chart(
+    widgets.chart(
         f"drift-hist|{VIEW_KEY}",
         lambda: figures.counts_histogram(counts, edges, "Drift per example", "per-example MSE (log scale)",
                                          log_x=True),
@@ -107,7 +111,7 @@ def _cosine_histogram(res: dict) -> None:
     cos = np.asarray(cos, dtype=np.float64)
     lo = min(float(cos.min()), 0.999)
     counts, edges = np.histogram(cos, bins=40, range=(lo, 1.0))
-    components.chart(
+    widgets.chart(
         f"cosine-hist|{VIEW_KEY}",
         lambda: figures.counts_histogram(
             counts, edges, "Cosine similarity to the float output, per example", "cosine similarity",
@@ -124,16 +128,16 @@ def _cosine_histogram(res: dict) -> None:
 
 
 def _sweep(res: dict) -> None:
-    spec = controls.spec()
-    fixed = controls.fixed_bits is not None
+    spec = settings.spec()
+    fixed = settings.fixed_bits is not None
     sweep_spec = spec.replace(format="int") if fixed else spec
     bits = list(data.SWEEP_BITS)
     estimate = res["seconds"] * len(bits)
     st.subheader("Task metric vs bit width")
     values = job_views.obtain(
-        ad.drift_sweep_key(controls.model, scope, controls.layer, controls.target, sweep_spec, bits),
+        ad.drift_sweep_key(settings.model, scope, settings.layer, settings.target, sweep_spec, bits),
         ad.compute_drift_sweep,
-        (controls.model, scope, controls.layer, controls.target, sweep_spec, bits),
+        (settings.model, scope, settings.layer, settings.target, sweep_spec, bits),
         f"Quantizing and evaluating the model at {len(bits)} bit widths…",
         lambda: estimate,
         f"Compute the curve ({len(bits)} bit widths)",
@@ -142,30 +146,30 @@ def _sweep(res: dict) -> None:
     )
     if values is None:
         return
-    label = f"current: {controls.format}" if fixed else f"current: {controls.bits} bits"
-    components.chart(
+    label = f"current: {settings.format}" if fixed else f"current: {settings.bits} bits"
+    widgets.chart(
         f"sweep|{VIEW_KEY}",
         lambda: figures.metric_sweep_figure(
-            bits, values, sm.float_metrics[sm.metric_name], sm.metric_name, controls.effective_bits,
+            bits, values, sm.float_metrics[sm.metric_name], sm.metric_name, settings.effective_bits,
             res["metrics"][sm.metric_name], label, sm.higher_is_better, title="",
         ),
         key="sweep",
         config={"displaylogo": False},
     )
-    scheme = f"{sweep_spec.replace(bits=8).label().split(' ', 1)[1]}, {controls.calibration} calibration"
-    note = f" The {controls.format} star is its fixed {controls.effective_bits} bits; the line is int." if fixed else ""
+    scheme = f"{sweep_spec.replace(bits=8).label().split(' ', 1)[1]}, {settings.calibration} calibration"
+    note = f" The {settings.format} star is its fixed {settings.effective_bits} bits; the line is int." if fixed else ""
     st.caption(f"The line keeps the current scheme ({scheme}) and varies only the bit width.{note}")
 
 
-with components.friendly_errors("quantize and run the model"):
+with widgets.friendly_errors("quantize and run the model"):
     with st.spinner("Quantizing the model and running it on the evaluation set…"):
-        result = data.drift_point(controls.model, scope, controls.layer, controls.target, reductions.spec_key(controls.spec()))
+        result = data.drift_point(settings.model, scope, settings.layer, settings.target, reductions.spec_key(settings.spec()))
     if result["notes"]:
         st.caption("Group size adapted where it does not divide a layer: " + "; ".join(result["notes"]) + ".")
     _metric_row(result)
     left, right = st.columns(2, gap="medium")
     with left:
-        components.chart(
+        widgets.chart(
             f"scatter|{VIEW_KEY}",
             lambda: figures.drift_scatter(result["scatter_float"], result["scatter_quant"], result["n_outputs"]),
             key="scatter",

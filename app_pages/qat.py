@@ -1,6 +1,6 @@
 """🏋️ PTQ vs QAT: round a trained model once (PTQ), or keep training it with the rounding in the loop (QAT).
 
-How a run behaves (the job function is :func:`ui.teach_data.train_run`, the runner :mod:`ui.jobs`):
+How a run behaves (the job function is :func:`ui.compute.teach.train_run`, the runner :mod:`ui.jobs`):
 
 - "Train" submits the run to the server's one job runner: it trains in a worker process at low priority, never
   in this session's script thread, so the 30-40 sessions of a class keep their sliders responsive. Runs are kept
@@ -8,7 +8,7 @@ How a run behaves (the job function is :func:`ui.teach_data.train_run`, the runn
   finished run without retraining, and a session opening settings somebody is training right now watches that
   very job (40 browsers pressing Train cost one training).
 - While it runs, a fragment redraws the live curve from the points the worker reports (every
-  :data:`ui.teach_data.LIVE_SECONDS`), so the page's own controls stay usable. Only the session that pressed
+  :data:`ui.compute.teach.LIVE_SECONDS`), so the page's own settings stay usable. Only the session that pressed
   Train gets "Stop": the worker stops before its next training step and keeps what it had ("stopped at epoch
   k"), which anyone can then train again in full.
 - Moving another widget (or leaving the page) does not stop training: the run carries on in its worker and is
@@ -27,11 +27,15 @@ import uuid
 
 import streamlit as st
 
-from ui import components, data, job_views, jobs, reductions, state, teach_data, teach_figures
-from ui.teach_data import QATRun, RunSettings
+from ui import controls, jobs, sources, widgets
+from ui.compute import reductions
+from ui.compute import teach as teach_data
+from ui.compute.teach import QATRun, RunSettings
+from ui.figures import teach as teach_figures
+from ui.views import jobs as job_views
 
-controls = state.current()
-sm = data.sample(controls.model)
+settings = controls.current()
+sm = sources.sample(settings.model)
 _OWNER_KEY = "_qat_owner"
 #: Jobs this session drew (its own and watched ones), by key: their end is reported once on the next full run.
 _SEEN_KEY = "_qat_seen"
@@ -42,7 +46,7 @@ _TRAINED_KEY = "_qat_trained"
 #: A run this session trained reads "trained just now" for this long; after that, like anybody's.
 _JUST_NOW_SECONDS = 600.0
 
-components.page_intro(
+widgets.page_intro(
     "PTQ vs QAT",
     "🏋️",
     "**PTQ** (post-training quantization) rounds a trained model's weights once and hopes it copes. **QAT** "
@@ -64,11 +68,11 @@ def _m(value: float | None) -> str:
         return "–"
     if sm.metric_name == "accuracy":
         return f"{100 * value:.1f} %"
-    return components.fmt(value, 3)
+    return widgets.fmt(value, 3)
 
 
 def _explain_no_training() -> None:
-    reason = teach_data.no_train_reason(controls.model)
+    reason = teach_data.no_train_reason(settings.model)
     st.info(
         f"**QAT needs training data.** It keeps training the model with the rounding in the loop, so it needs "
         f"the examples and the loss the model learned from. **{sm.title}** has none here: {reason}.\n\n"
@@ -101,7 +105,7 @@ def _seen() -> dict[str, jobs.Job]:
     return st.session_state.setdefault(_SEEN_KEY, {})
 
 
-def _live(job: jobs.Job, settings: RunSettings, owner: str, float_m: float, ptq_m: float) -> None:
+def _live(job: jobs.Job, run_settings: RunSettings, owner: str, float_m: float, ptq_m: float) -> None:
     """A run in progress (anyone's): its live curve, redrawn every second by a fragment; Stop for its owner.
 
     The fragment reruns on a timer, so this page's own script finishes and every control stays usable while
@@ -126,7 +130,7 @@ def _live(job: jobs.Job, settings: RunSettings, owner: str, float_m: float, ptq_
                 "Another browser on this server is training exactly these settings: you are watching its run (one "
                 "training serves everyone). Change a setting to train something else."
             )
-        run = QATRun.live(settings, job)
+        run = QATRun.live(run_settings, job)
         if job.started is None:
             st.progress(0.0, text=job_views.progress_text(job, jobs.runner().ahead_of(job)))
         else:
@@ -140,12 +144,12 @@ def _live(job: jobs.Job, settings: RunSettings, owner: str, float_m: float, ptq_
     live()
 
 
-def _ended(settings: RunSettings) -> jobs.Job | None:
-    """The job this session last drew for ``settings``, once it has ended (reported once, then forgotten)."""
-    job = _seen().get(settings.key)
+def _ended(run_settings: RunSettings) -> jobs.Job | None:
+    """The job this session last drew for ``run_settings``, once it has ended (reported once, then forgotten)."""
+    job = _seen().get(run_settings.key)
     if job is None or not job.is_done:
         return None
-    del _seen()[settings.key]
+    del _seen()[run_settings.key]
     return job
 
 
@@ -195,18 +199,18 @@ def _results(run: QATRun, float_m: float, ptq_m: float, spec_label: str, how: st
 def _codes(run: QATRun, ptq_m: float) -> None:
     """How many weights QAT moved to another integer code, per layer, and what that means."""
     if not run.codes:
-        if controls.target == "activations":
+        if settings.target == "activations":
             st.caption("Only activations were trained quantized, so the weights keep their float values.")
         else:
-            st.caption(f"{controls.format} has no integer codes to compare; the comparison on the left still holds.")
+            st.caption(f"{settings.format} has no integer codes to compare; the comparison on the left still holds.")
         return
     names = list(run.codes)
-    tokens = [state.layer_token(n) for n in names]
+    tokens = [controls.layer_token(n) for n in names]
     codes = list(run.codes.values())
     st.plotly_chart(
         teach_figures.codes_moved(
             tokens, [100 * c.changed_fraction for c in codes], [100 * c.by_one / max(c.total, 1) for c in codes],
-            state.layer_token(controls.layer),
+            controls.layer_token(settings.layer),
         ),
         key="qat-codes",
         config={"displaylogo": False},
@@ -246,18 +250,18 @@ def _delta(value: float, what: str) -> str:
 # --- the bits sweep ---------------------------------------------------------------------------------------------
 
 
-def _sweep(settings: RunSettings, float_m: float, owner: str, current_bits: int) -> None:
+def _sweep(run_settings: RunSettings, float_m: float, owner: str, current_bits: int) -> None:
     """QAT at every width from 2 to 8 bits next to PTQ: one job per width, queued in the runner."""
     st.subheader("Where does QAT pay off? 2 to 8 bits")
-    spec = settings.spec
-    base = settings if spec.is_integer_grid else RunSettings(
-        settings.model, reductions.spec_key(spec.replace(format="int")), settings.target, settings.epochs, settings.lr,
-        settings.seed,
+    spec = run_settings.spec
+    base = run_settings if spec.is_integer_grid else RunSettings(
+        run_settings.model, reductions.spec_key(spec.replace(format="int")), run_settings.target, run_settings.epochs, run_settings.lr,
+        run_settings.seed,
     )
     runs = {b: base.with_bits(b) for b in teach_data.SWEEP_BITS}
     runner = jobs.runner()
     with st.spinner("Quantizing at every bit width (PTQ)…"):
-        ptq = [teach_data.ptq_metric(settings.model, settings.target, r.spec_key) for r in runs.values()]
+        ptq = [teach_data.ptq_metric(run_settings.model, run_settings.target, r.spec_key) for r in runs.values()]
     sweep_keys: set[str] = st.session_state.setdefault(_SWEEP_KEY, set())
 
     def in_flight() -> dict[int, jobs.Job]:
@@ -288,8 +292,8 @@ def _sweep(settings: RunSettings, float_m: float, owner: str, current_bits: int)
     scheme = reductions.curve_label(spec.scheme, spec.granularity, spec.group_size)
     note = f" ({spec.format} is a fixed-width format: the sweep uses integer grids)" if not spec.is_integer_grid else ""
     st.caption(
-        f"Same scheme at every width ({scheme}, {spec.calibration} calibration, {settings.target}){note}, QAT "
-        f"with {_epochs(settings.epochs)}, lr {settings.lr:g}. The green bars are what QAT buys over PTQ: little "
+        f"Same scheme at every width ({scheme}, {spec.calibration} calibration, {run_settings.target}){note}, QAT "
+        f"with {_epochs(run_settings.epochs)}, lr {run_settings.lr:g}. The green bars are what QAT buys over PTQ: little "
         "at 8 bits, most at 2-3 bits. Every width is one job on this server's job runner, kept for everyone."
     )
 
@@ -339,70 +343,70 @@ def _sweep_text(done: int, flying: dict[int, jobs.Job], n: int) -> str:
 
 
 def _page() -> None:
-    if not teach_data.can_train(controls.model):
+    if not teach_data.can_train(settings.model):
         _explain_no_training()
         return
-    bits = controls.effective_bits
+    bits = settings.effective_bits
     qat_bits = teach_data.clamp_bits(bits)
-    spec = controls.spec().replace(bits=qat_bits) if controls.fixed_bits is None else controls.spec()
+    spec = settings.spec().replace(bits=qat_bits) if settings.fixed_bits is None else settings.spec()
     if qat_bits != bits:
         st.caption(f"QAT here goes from 2 to 8 bits (above 8, PTQ already matches the float model): using "
                    f"**{qat_bits} bits** instead of the sidebar's {bits}.")
     c_ep, c_lr = st.columns(2)
     with c_ep:
-        epochs = int(state.page_widget(st.slider, "Epochs", "epochs", min_value=1, max_value=teach_data.MAX_EPOCHS,
+        epochs = int(controls.page_widget(st.slider, "Epochs", "epochs", min_value=1, max_value=teach_data.MAX_EPOCHS,
                                        value=teach_data.DEFAULT_EPOCHS, help="Passes over the training set."))
     with c_lr:
-        lr = float(state.page_widget(st.select_slider, "Learning rate", "lr", options=list(teach_data.LR_CHOICES),
+        lr = float(controls.page_widget(st.select_slider, "Learning rate", "lr", options=list(teach_data.LR_CHOICES),
                                      value=teach_data.DEFAULT_LR, format_func=lambda v: f"{v:g}",
                                      help="Adam's step size. Too large and the loss jumps around; too small and QAT "
                                      "barely moves the weights."))
-    plan = teach_data.plan_for(controls.model)
-    what = {"weights": "weights", "activations": "activations", "both": "weights and activations"}[controls.target]
+    plan = teach_data.plan_for(settings.model)
+    what = {"weights": "weights", "activations": "activations", "both": "weights and activations"}[settings.target]
     st.caption(
-        f"{sm.title}: {what} at **{spec.label()}**, {controls.calibration} calibration (sidebar) · training on "
+        f"{sm.title}: {what} at **{spec.label()}**, {settings.calibration} calibration (sidebar) · training on "
         f"its training split in batches of {plan.batch_size} · evaluated on its evaluation set · seed "
         f"{teach_data.SEED}."
     )
-    settings = RunSettings(controls.model, reductions.spec_key(spec), controls.target, epochs, lr, teach_data.SEED)
+    run_settings = RunSettings(settings.model, reductions.spec_key(spec), settings.target, epochs, lr, teach_data.SEED)
     owner = st.session_state.setdefault(_OWNER_KEY, uuid.uuid4().hex)
-    float_m = teach_data.float_metric(controls.model)
+    float_m = teach_data.float_metric(settings.model)
     with st.spinner("Quantizing the model (PTQ)…"):
-        ptq_m = teach_data.ptq_metric(controls.model, controls.target, settings.spec_key)
-    with components.friendly_errors("train this model with quantization in the loop"):
-        _run_section(settings, owner, float_m, ptq_m, spec.label(), epochs)
-    with components.friendly_errors("train the bits sweep"):
-        _sweep(settings, float_m, owner, qat_bits)
+        ptq_m = teach_data.ptq_metric(settings.model, settings.target, run_settings.spec_key)
+    with widgets.friendly_errors("train this model with quantization in the loop"):
+        _run_section(run_settings, owner, float_m, ptq_m, spec.label(), epochs)
+    with widgets.friendly_errors("train the bits sweep"):
+        _sweep(run_settings, float_m, owner, qat_bits)
 
 
-def _run_section(settings: RunSettings, owner: str, float_m: float, ptq_m: float, spec_label: str,
+def _run_section(run_settings: RunSettings, owner: str, float_m: float, ptq_m: float, spec_label: str,
                  epochs: int) -> None:
     """The run of these settings: live if a job trains them, else the kept result, else a Train button."""
     runner = jobs.runner()
-    job = runner.job(settings.key)
+    job = runner.job(run_settings.key)
     if job is not None:
-        _live(job, settings, owner, float_m, ptq_m)
+        _live(job, run_settings, owner, float_m, ptq_m)
         return
-    ended = _ended(settings)
+    ended = _ended(run_settings)
     # A stop before the job started is no error: nothing was trained, and the Train button is back.
     error = None if ended is None or isinstance(ended.error, jobs.JobStopped) else ended.error
     fresh = ended is not None and ended.owner == owner and ended.error is None
     trained: set[str] = st.session_state.setdefault(_TRAINED_KEY, set())
     if fresh and ended.result is not None:
-        trained.add(settings.key)
-    run: QATRun | None = runner.result(settings.key)
+        trained.add(run_settings.key)
+    run: QATRun | None = runner.result(run_settings.key)
     if run is None or run.status == "stopped":
         label = "▶️ Train" if run is None else f"▶️ Train again (all {epochs} epochs)"
         box = st.empty()
         if box.button(label, type="primary", key="qat_train",
-                      help=f"About {job_views.seconds_text(teach_data.estimate_seconds(settings))} of training in a "
+                      help=f"About {job_views.seconds_text(teach_data.estimate_seconds(run_settings))} of training in a "
                       "background worker; the run is kept for everyone."):
             box.empty()
-            job = teach_data.submit(settings, owner)
+            job = teach_data.submit(run_settings, owner)
             _seen()[job.key] = job
             if job.is_done:  # over already (a failure at once, or somebody else's identical run just finished)
                 st.rerun()
-            _live(job, settings, owner, float_m, ptq_m)
+            _live(job, run_settings, owner, float_m, ptq_m)
             return
     if error is not None:
         raise error  # the job's failure, in friendly_errors' plain words (a diverging loss: "try a smaller lr")
@@ -415,11 +419,11 @@ def _run_section(settings: RunSettings, owner: str, float_m: float, ptq_m: float
                     delta_color="normal" if sm.higher_is_better else "inverse")
         st.caption("Press **Train** to see what QAT makes of the same bit width.")
         return
-    kept = runner.finished(settings.key)
-    just_now = settings.key in trained and kept is not None and time.time() - kept.at < _JUST_NOW_SECONDS
+    kept = runner.finished(run_settings.key)
+    just_now = run_settings.key in trained and kept is not None and time.time() - kept.at < _JUST_NOW_SECONDS
     how = "trained just now" if just_now else "trained earlier on this server and kept for everyone"
     _results(run, float_m, ptq_m, spec_label, how)
 
 
-with components.friendly_errors("train this model with quantization in the loop"):
+with widgets.friendly_errors("train this model with quantization in the loop"):
     _page()

@@ -10,9 +10,12 @@ import streamlit as st
 
 from quantlib import QuantSpec
 from quantlib.sensitivity import sensitivity_matrix
-from ui import analysis_data as ad
-from ui import analysis_figures as af
-from ui import components, data, export_data, export_views, job_views, jobs, state
+from ui import controls, jobs, sources, widgets
+from ui.compute import analysis as ad
+from ui.compute import export as export_data
+from ui.figures import analysis as af
+from ui.views import export as export_views
+from ui.views import jobs as job_views
 
 VIEW_ONLY = "Quantize one layer"
 VIEW_KEEP = "Keep one layer in float"
@@ -21,16 +24,16 @@ VIEWS = [VIEW_ONLY, VIEW_KEEP, VIEW_HEATMAP]
 #: The budget slider: average bits per weight over the probed layers.
 BUDGET_MIN, BUDGET_MAX, BUDGET_STEP, BUDGET_DEFAULT = 2.0, 8.0, 0.25, 5.0
 
-controls = state.current()
-sm = data.sample(controls.model)
-infos = data.layers(controls.model)
+settings = controls.current()
+sm = sources.sample(settings.model)
+infos = sources.layers(settings.model)
 names = [i.name for i in infos]
-tokens = [state.layer_token(n) for n in names]
+tokens = [controls.layer_token(n) for n in names]
 short = dict(zip(names, ad.short_names(names), strict=True))
-current_token = state.layer_token(controls.layer)
+current_token = controls.layer_token(settings.layer)
 better = "higher" if sm.higher_is_better else "lower"
 
-components.page_intro(
+widgets.page_intro(
     "Layer sensitivity",
     "🧨",
     "Not every layer minds quantization equally. This page quantizes the weights of **one layer at a time** - "
@@ -44,16 +47,16 @@ components.page_intro(
     "layer, then slide the mixed-precision budget and compare the star with uniform int4.",
 )
 
-spec, spec_note = ad.model_wide_spec(controls.model, controls.spec())
+spec, spec_note = ad.model_wide_spec(settings.model, settings.spec())
 notes = [spec_note] if spec_note else []
-if controls.target != "weights":
+if settings.target != "weights":
     notes.append(
         "this page probes weights only; the sidebar's *Quantize: activations* setting applies on the other pages"
     )
 st.caption(
-    f"Weights of all {len(infos)} layers of {sm.title}, probed with **{spec.label()}**, {controls.calibration} "
+    f"Weights of all {len(infos)} layers of {sm.title}, probed with **{spec.label()}**, {settings.calibration} "
     f"calibration · task metric **{sm.metric_name}** ({better} is better; float model "
-    f"{components.fmt(sm.float_metrics[sm.metric_name])})"
+    f"{widgets.fmt(sm.float_metrics[sm.metric_name])})"
     + "".join(f" · Note: {n}." for n in notes)
 )
 
@@ -66,7 +69,7 @@ def _layer_chart(fig, chart_key: str) -> None:  # noqa: ANN001 - a plotly Figure
     st.plotly_chart(
         fig,
         key=chart_key,
-        on_select=functools.partial(ad.on_layer_click, chart_key, tokens),
+        on_select=functools.partial(widgets.on_layer_click, chart_key, tokens),
         selection_mode="points",
         config={"displaylogo": False},
     )
@@ -78,9 +81,9 @@ def _layer_actions(top: str, what: str) -> None:
     with left:
         if top != current_token:
             st.button(
-                f"Make `{short[state.layer_name(top, infos)]}` the sidebar's layer",
+                f"Make `{short[controls.layer_name(top, infos)]}` the sidebar's layer",
                 key=f"make-layer-{what}",
-                on_click=ad.set_sidebar_layer,
+                on_click=widgets.set_sidebar_layer,
                 args=(top, tokens),
                 help=f"`{top}`, {what}. The same as clicking its bar: the sidebar (and the link) switch to it.",
             )
@@ -101,17 +104,17 @@ def _sensitivity_table(mode: str) -> pd.DataFrame | None:
     """The one-pass table of ``mode`` at the current settings (from a finished sweep when it has these bits)."""
     if mode == "only":
         sweep_spec, _ = ad.integer_spec(spec)
-        sweep = jobs.runner().result(ad.sweep_key(controls.model, sweep_spec))
+        sweep = jobs.runner().result(ad.sweep_key(settings.model, sweep_spec))
         if spec.is_integer_grid and sweep is not None and spec.bits in set(sweep["bits"]):
             return sweep[sweep["bits"] == spec.bits].reset_index(drop=True)
-    key = ad.sensitivity_key(controls.model, spec, mode)
+    key = ad.sensitivity_key(settings.model, spec, mode)
     label = "Quantizing one layer at a time" if mode == "only" else "Quantizing all layers but one, for each layer"
     return job_views.obtain(
         key,
         ad.compute_sensitivity,
-        (controls.model, spec, mode),
+        (settings.model, spec, mode),
         f"{label} ({len(infos)} layers)…",
-        lambda: ad.sensitivity_estimate(controls.model, mode),
+        lambda: ad.sensitivity_estimate(settings.model, mode),
         f"Run the sensitivity analysis ({len(infos)} layers)",
         f"run-{mode}",
     )
@@ -123,7 +126,7 @@ def _only_view() -> None:
         return
     fig = af.layer_bars(
         [short[n] for n in table["layer"]],
-        [state.layer_token(n) for n in table["layer"]],
+        [controls.layer_token(n) for n in table["layer"]],
         table["metric_drop"],
         table["output_sqnr_db"],
         f"{sm.metric_name} drop",
@@ -137,11 +140,11 @@ def _only_view() -> None:
         f"Each row quantizes **only** that layer. Orange: how much {sm.metric_name} drops (longer = more "
         f"fragile; at or below zero = no measurable loss, or a lucky gain). Blue: how close the outputs stay to "
         f"the float model's (output SQNR, higher = closer). **Click a bar** to make that layer the sidebar's "
-        f"layer. Most fragile here: `{state.layer_token(top['layer'])}` ({sm.metric_name} "
-        f"{components.fmt(top['metric'])} instead of {components.fmt(top['float_metric'])})."
-        + _provenance(ad.sensitivity_key(controls.model, spec, "only"))
+        f"layer. Most fragile here: `{controls.layer_token(top['layer'])}` ({sm.metric_name} "
+        f"{widgets.fmt(top['metric'])} instead of {widgets.fmt(top['float_metric'])})."
+        + _provenance(ad.sensitivity_key(settings.model, spec, "only"))
     )
-    _layer_actions(state.layer_token(top["layer"]), "the most fragile layer")
+    _layer_actions(controls.layer_token(top["layer"]), "the most fragile layer")
     _download(table, "only")
 
 
@@ -152,7 +155,7 @@ def _keep_view() -> None:
     all_drop = float((table["recovered_drop"] + table["metric_drop"]).iloc[0])
     fig = af.layer_bars(
         [short[n] for n in table["layer"]],
-        [state.layer_token(n) for n in table["layer"]],
+        [controls.layer_token(n) for n in table["layer"]],
         table["recovered_drop"],
         table["sqnr_gain_db"],
         f"{sm.metric_name} won back",
@@ -167,12 +170,12 @@ def _keep_view() -> None:
     st.caption(
         f"Each row quantizes **every layer except** that one. Orange: how much of the {sm.metric_name} drop "
         f"comes back by keeping that single layer float (the dashed line is all there is to win back). Blue: "
-        f"how much closer the outputs get, in dB. Keeping `{state.layer_token(top['layer'])}` in float brings "
-        f"{sm.metric_name} to {components.fmt(top['metric'])} (float {components.fmt(top['float_metric'])}). "
+        f"how much closer the outputs get, in dB. Keeping `{controls.layer_token(top['layer'])}` in float brings "
+        f"{sm.metric_name} to {widgets.fmt(top['metric'])} (float {widgets.fmt(top['float_metric'])}). "
         "**Click a bar** to make that layer the sidebar's layer."
-        + _provenance(ad.sensitivity_key(controls.model, spec, "all_but"))
+        + _provenance(ad.sensitivity_key(settings.model, spec, "all_but"))
     )
-    _layer_actions(state.layer_token(top["layer"]), "the best layer to keep in float")
+    _layer_actions(controls.layer_token(top["layer"]), "the best layer to keep in float")
     _download(table, "all-but")
 
 
@@ -186,11 +189,11 @@ def _sweep(place: str) -> tuple[pd.DataFrame | None, QuantSpec]:
         st.caption(f"Note: {note}.")
     bits = ", ".join(map(str, ad.SWEEP_BITS))
     table = job_views.obtain(
-        ad.sweep_key(controls.model, sweep_spec),
+        ad.sweep_key(settings.model, sweep_spec),
         ad.compute_sweep,
-        (controls.model, sweep_spec, ad.SWEEP_BITS),
+        (settings.model, sweep_spec, ad.SWEEP_BITS),
         f"Probing {len(infos)} layers at {bits} bits…",
-        lambda: ad.sweep_estimate(controls.model),
+        lambda: ad.sweep_estimate(settings.model),
         f"Run the bit-width sweep ({len(infos)} layers × {len(ad.SWEEP_BITS)} widths)",
         f"run-sweep-{place}",
     )
@@ -206,7 +209,7 @@ def _heatmap_view() -> None:
     layer_names = list(drop.index)
     fig = af.sensitivity_heatmap(
         [short[n] for n in layer_names],
-        [state.layer_token(n) for n in layer_names],
+        [controls.layer_token(n) for n in layer_names],
         [int(b) for b in drop.columns],
         drop.to_numpy(dtype=np.float64),
         sqnr.to_numpy(dtype=np.float64),
@@ -221,7 +224,7 @@ def _heatmap_view() -> None:
         "better - evaluation noise). Read a row left to right: where it turns white is the "
         "fewest bits that layer tolerates. Rows: most fragile at the lowest width first; the framed column is "
         "the sidebar's bit width, the bold name the sidebar's layer. Hover for the output SQNR."
-        + _provenance(ad.sweep_key(controls.model, sweep_spec))
+        + _provenance(ad.sweep_key(settings.model, sweep_spec))
     )
     _download(sweep, "sweep")
 
@@ -236,7 +239,7 @@ def _download(table: pd.DataFrame, what: str) -> None:
     st.download_button(
         "⬇️ Download this table (CSV)",
         table.to_csv(index=False),
-        file_name=f"sensitivity_{controls.model}_{what}.csv",
+        file_name=f"sensitivity_{settings.model}_{what}.csv",
         mime="text/csv",
         key=f"csv-{what}",
     )
@@ -255,7 +258,7 @@ def _mixed_precision() -> None:
         "a uniform width that fits measures better, that one is used."
     )
     sweep_spec, _ = ad.integer_spec(spec)
-    key = ad.sweep_key(controls.model, sweep_spec)
+    key = ad.sweep_key(settings.model, sweep_spec)
     if view == VIEW_HEATMAP and jobs.runner().result(key) is None and jobs.runner().job(key) is None:
         st.caption("The search needs the bit-width sweep: run it with the button above.")
         return
@@ -263,7 +266,7 @@ def _mixed_precision() -> None:
     if sweep is None:
         return
     budget = float(
-        state.page_widget(
+        controls.page_widget(
             st.slider,
             "Budget: average bits per weight",
             "avg_bits",
@@ -276,11 +279,11 @@ def _mixed_precision() -> None:
         )
     )
     choice = job_views.obtain(
-        ad.choice_key(controls.model, sweep_spec, budget),
+        ad.choice_key(settings.model, sweep_spec, budget),
         ad.compute_choice,
-        (controls.model, sweep_spec, sweep, budget),
+        (settings.model, sweep_spec, sweep, budget),
         f"Choosing and measuring the best mix for {budget:g} bits per weight…",
-        lambda: 3 * ad.probe_seconds(controls.model),
+        lambda: 3 * ad.probe_seconds(settings.model),
         "",
         "",
         auto=True,
@@ -292,7 +295,7 @@ def _mixed_precision() -> None:
         st.plotly_chart(
             af.bits_per_layer(
                 [short[n] for n in order],
-                [state.layer_token(n) for n in order],
+                [controls.layer_token(n) for n in order],
                 [choice["assignment"][n] for n in order],
                 [next(i.numel for i in infos if i.name == n) for n in order],
                 f"Bits per layer for ≤ {budget:g} bits/weight",
@@ -302,11 +305,11 @@ def _mixed_precision() -> None:
         )
     with right:
         front = job_views.obtain(
-            ad.pareto_key(controls.model, sweep_spec),
+            ad.pareto_key(settings.model, sweep_spec),
             ad.compute_pareto,
-            (controls.model, sweep_spec, sweep),
+            (settings.model, sweep_spec, sweep),
             "Measuring the size / metric trade-off (mixes for 9 budgets and uniform 8, 6, 4 bits)…",
-            lambda: ad.pareto_estimate(controls.model),
+            lambda: ad.pareto_estimate(settings.model),
             "",
             "",
             auto=True,
@@ -330,7 +333,7 @@ def _export_choice(choice: dict, sweep_spec: QuantSpec, budget: float) -> None:
     plan = export_data.mixed_plan(sweep_spec, choice["assignment"])
     widths = sorted({s.bits for s in plan.values()})
     export_views.sample_downloads(
-        controls.model, plan, f"mixed-{budget:g}bits", "export-mixed",
+        settings.model, plan, f"mixed-{budget:g}bits", "export-mixed",
         f"This mix ({', '.join(f'int{b}' for b in widths)}; {sweep_spec.label().split(' ', 1)[1]}), the model measured "
         "above. In the file",
     )
@@ -347,7 +350,7 @@ def _choice_metrics(choice: dict) -> None:
     ratio = choice["float_size_bytes"] / max(choice["size_bytes"], 1)
     cols[1].metric(
         "Model size",
-        components.human_bytes(choice["size_bytes"]),
+        widgets.human_bytes(choice["size_bytes"]),
         delta=f"{ratio:.1f}× smaller than float32",
         delta_color="off",
         delta_arrow="off",
@@ -355,7 +358,7 @@ def _choice_metrics(choice: dict) -> None:
     )
     cols[2].metric(
         f"{sm.metric_name} (measured)",
-        components.fmt(choice["metric"]),
+        widgets.fmt(choice["metric"]),
         delta=f"{choice['metric'] - float_metric:+.3g} vs float",
         delta_color="normal" if sm.higher_is_better else "inverse",
         help=f"The quantized model evaluated on its evaluation set; the float model scores {float_metric:.4g}.",
@@ -364,7 +367,7 @@ def _choice_metrics(choice: dict) -> None:
         u = choice["uniform_metric"]
         cols[3].metric(
             f"Uniform int{choice['uniform_bits']} instead",
-            components.fmt(u),
+            widgets.fmt(u),
             delta=f"{u - float_metric:+.3g} vs float",
             delta_color="normal" if sm.higher_is_better else "inverse",
             help="The widest single width for every layer that fits the same budget, measured.",
@@ -380,7 +383,7 @@ def _choice_metrics(choice: dict) -> None:
 
 # --- the page ---------------------------------------------------------------------------------------------------
 
-view = state.page_widget(
+view = controls.page_widget(
     st.radio,
     "View",
     "sens_view",
@@ -391,14 +394,14 @@ view = state.page_widget(
     help="Quantize one layer: each layer alone. Keep one layer in float: all layers but one. All bit widths: "
     "each layer alone at 2-8 bits.",
 )
-with components.friendly_errors("measure the sensitivity of the layers"):
+with widgets.friendly_errors("measure the sensitivity of the layers"):
     try:
         {VIEW_ONLY: _only_view, VIEW_KEEP: _keep_view, VIEW_HEATMAP: _heatmap_view}[view]()
     except jobs.ServerBusy as busy:
         st.warning(str(busy), icon="⏳")
 
 st.divider()
-with components.friendly_errors("search a bit width per layer"):
+with widgets.friendly_errors("search a bit width per layer"):
     try:
         _mixed_precision()
     except jobs.ServerBusy as busy:

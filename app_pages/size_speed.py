@@ -8,20 +8,25 @@ from collections.abc import Callable
 import pandas as pd
 import streamlit as st
 
-from ui import analysis_data as ad
-from ui import analysis_figures as af
-from ui import components, data, energy, job_views, jobs, ort, reductions, state, upload_views
+from ui import controls, jobs, sources, widgets
+from ui.compute import analysis as ad
+from ui.compute import reductions
+from ui.figures import analysis as af
+from ui.views import energy, ort
+from ui.views import jobs as job_views
+from ui.views import upload as upload_views
 
-controls = state.current()
+settings = controls.current()
 #: An uploaded file (weights only): its size is counted tensor by tensor; nothing can be timed.
-uploaded = data.is_upload(controls.model)
-sm = None if uploaded else data.sample(controls.model)
-infos = data.layers(controls.model)
+source = sources.get(settings.model)
+uploaded = not source.runs_model
+sm = None if uploaded else sources.sample(settings.model)
+infos = sources.layers(settings.model)
 names = [i.name for i in infos]
 short = dict(zip(names, ad.short_names(names), strict=True))
-current_token = state.layer_token(controls.layer)
+current_token = controls.layer_token(settings.layer)
 
-components.page_intro(
+widgets.page_intro(
     "Size & speed",
     "⚡",
     "A weight stored in *b* bits instead of 32 takes up to 32 / *b* times less room - but every block (the "
@@ -40,11 +45,11 @@ components.page_intro(
 
 
 def _size_section() -> None:
-    spec = controls.spec()
-    view = ad.size_view(controls.model, reductions.spec_key(spec))
+    spec = settings.spec()
+    view = ad.size_view(settings.model, reductions.spec_key(spec))
     st.subheader(f"Size at {spec.label()}")
     lines = [f"Every layer's weight stored at {spec.label()}; biases and norms stay float32."]
-    if controls.target == "activations":
+    if settings.target == "activations":
         lines.append(
             "The sidebar quantizes activations only: they are computed on the fly, not stored, so they change "
             "no size. The figures show the weights quantized with the same settings."
@@ -56,10 +61,10 @@ def _size_section() -> None:
     total, float_total = view["total_bytes"], view["float_bytes"]
     n = view["weight_numel"]
     cols = st.columns(4)
-    cols[0].metric("float32 model", components.human_bytes(float_total), help="Every parameter in 32 bits.")
+    cols[0].metric("float32 model", widgets.human_bytes(float_total), help="Every parameter in 32 bits.")
     cols[1].metric(
         "Quantized model",
-        components.human_bytes(total),
+        widgets.human_bytes(total),
         help="Codes + scales / zero points of every layer's weight, and the parameters that stay float32.",
     )
     cols[2].metric(
@@ -86,7 +91,7 @@ def _size_section() -> None:
     st.plotly_chart(
         af.storage_bars(
             [short[name] for name in table["layer"]],
-            [state.layer_token(name) for name in table["layer"]],
+            [controls.layer_token(name) for name in table["layer"]],
             table["payload_bytes"],
             table["overhead_bytes"],
             table["float_bytes"],
@@ -98,7 +103,7 @@ def _size_section() -> None:
     biggest = table.loc[table["float_bytes"].idxmax()]
     share = biggest["float_bytes"] / max(view["weight_float_bytes"], 1)
     dominant = (
-        f" `{state.layer_token(biggest['layer'])}` alone holds {100 * share:.0f} % of the weights: in this model its "
+        f" `{controls.layer_token(biggest['layer'])}` alone holds {100 * share:.0f} % of the weights: in this model its "
         "bit width decides the size."
         if len(table) > 2 and share > 0.4
         else ""
@@ -112,7 +117,7 @@ def _size_section() -> None:
 
 def _overhead_table(spec) -> None:  # noqa: ANN001 - a QuantSpec
     st.markdown(f"**What the scales cost at {spec.bits} bits, {spec.scheme}** (whole model)")
-    table = ad.overhead_table(controls.model, reductions.spec_key(spec))
+    table = ad.overhead_table(settings.model, reductions.spec_key(spec))
     shown = pd.DataFrame(
         {
             "one scale per": [
@@ -120,10 +125,10 @@ def _overhead_table(spec) -> None:  # noqa: ANN001 - a QuantSpec
                 for name, current in zip(table["one scale per"], table["current"], strict=True)
             ],
             "scales": table["scales stored"].map("{:,}".format),
-            "scales + zero points": table["overhead_bytes"].map(components.human_bytes),
+            "scales + zero points": table["overhead_bytes"].map(widgets.human_bytes),
             "overhead vs codes": table["overhead_pct"].map("{:.1f} %".format),
             "bits per weight, all in": table["bits_per_weight"].map("{:.2f}".format),
-            "model size": table["total_bytes"].map(components.human_bytes),
+            "model size": table["total_bytes"].map(widgets.human_bytes),
             "compression": table["compression"].map("{:.2f}×".format),
         }
     )
@@ -163,7 +168,7 @@ def _when(key: str) -> str:
 def _what_runs_where() -> None:
     linear = [i for i in infos if i.kind == "Linear"]
     other = [i for i in infos if i.kind != "Linear"]
-    kept = ", ".join(f"`{state.layer_token(i.name)}` ({i.kind})" for i in other[:6])
+    kept = ", ".join(f"`{controls.layer_token(i.name)}` ({i.kind})" for i in other[:6])
     more = f" and {len(other) - 6} more" if len(other) > 6 else ""
     st.markdown(
         f"- **Real integer kernels:** *int8 dynamic* converts the {len(linear)} `Linear` layer"
@@ -196,9 +201,9 @@ def _speed_result(res: dict, key: str, title: str) -> None:
         )
         cols[3].metric(
             "int8 output vs float",
-            f"{components.fmt(res['output_sqnr_db'], 3)} dB",
+            f"{widgets.fmt(res['output_sqnr_db'], 3)} dB",
             help=f"SQNR of the int8 model's outputs against the float ones (relative error "
-            f"{components.fmt(res['rel_output_error'], 3)}).",
+            f"{widgets.fmt(res['rel_output_error'], 3)}).",
         )
     f = res["float"]
     st.caption(
@@ -213,7 +218,7 @@ def _speed_result(res: dict, key: str, title: str) -> None:
             f"- {res['fake_quant_method']}"
         )
         if res["not_converted"]:
-            st.markdown("Left in float: " + ", ".join(f"`{state.layer_token(n)}`" for n in res["not_converted"]))
+            st.markdown("Left in float: " + ", ".join(f"`{controls.layer_token(n)}`" for n in res["not_converted"]))
 
 
 def _measure(todo: list[tuple[str, Callable, tuple, str, Callable[[], float]]]) -> None:
@@ -233,12 +238,12 @@ def _measure(todo: list[tuple[str, Callable, tuple, str, Callable[[], float]]]) 
 def _speed_section() -> None:
     st.subheader("Speed: float32 vs int8 on this server's CPU")
     _what_runs_where()
-    key = ad.speed_key(controls.model)
+    key = ad.speed_key(settings.model)
     js = jobs.runner()
     last = js.finished(key)
     todo = [
-        (key, ad.compute_speed, (controls.model,), f"Timing {sm.title}: float, int8, fake quant…",
-         lambda: last.seconds if last is not None else ad.speed_estimate(controls.model)),
+        (key, ad.compute_speed, (settings.model,), f"Timing {sm.title}: float, int8, fake quant…",
+         lambda: last.seconds if last is not None else ad.speed_estimate(settings.model)),
         (ad.MICRO_KEY, ad.compute_micro, (), "Timing one 1024×1024 Linear layer…", lambda: 2.0),
     ]
     # The first time, no estimate on the label: estimating means timing the model (seconds for MiniLM), which
@@ -272,10 +277,10 @@ def _speed_section() -> None:
 
 
 def _file_sections() -> None:
-    spec = controls.spec()
+    spec = settings.spec()
     st.subheader(f"Size of your file at {spec.label()}")
-    with components.friendly_errors("compute the storage of this file"):
-        upload_views.size_section(data.session_upload(), spec)
+    with widgets.friendly_errors("compute the storage of this file"):
+        upload_views.size_section(sources.session_upload(), spec)
     st.divider()
     st.subheader("⏱️ Speed")
     st.info(
@@ -288,15 +293,15 @@ def _file_sections() -> None:
 if uploaded:
     _file_sections()
 else:
-    with components.friendly_errors("compute the storage of this model"):
+    with widgets.friendly_errors("compute the storage of this model"):
         _size_section()
     st.divider()
-    energy.safe_section(controls.model, controls.spec())
+    energy.safe_section(settings.model, settings.spec())
     st.divider()
-    with components.friendly_errors("measure the speed of this model"):
+    with widgets.friendly_errors("measure the speed of this model"):
         try:
             _speed_section()
         except jobs.ServerBusy as busy:
             st.warning(str(busy), icon="⏳")
     st.divider()
-    ort.safe_section(controls.model)
+    ort.safe_section(settings.model)

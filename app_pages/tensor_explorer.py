@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui import components, data, export_data, export_views, figures, reductions, state
+from ui import controls, sources, widgets
+from ui.compute import explorer as data
+from ui.compute import export as export_data
+from ui.compute import reductions
+from ui.figures import explorer as figures
 from ui.text import code_span
+from ui.views import export as export_views
 
-controls = state.current()
+settings = controls.current()
 
-components.page_intro(
+widgets.page_intro(
     "Tensor explorer",
     "🔬",
     "Quantization replaces every value by the nearest level of a small grid: a scale **s** spreads the "
@@ -25,9 +30,9 @@ components.page_intro(
 
 def _describe(kind: str, view: dict) -> str:
     shape = "×".join(str(d) for d in view["shape"])
-    layer = state.layer_token(controls.layer)
+    layer = controls.layer_token(settings.layer)
     if kind == "weights":
-        info = data.layer_info(controls.model, controls.layer)
+        info = sources.layer_info(settings.model, settings.layer)
         real = "×".join(str(d) for d in info.shape)
         grouped = f", grouped as {shape}" if real != shape else ""
         return f"Weights of {code_span(layer)} · {info.kind} {real}{grouped} ({view['numel']:,} values) · {view['spec_label']}"
@@ -43,7 +48,7 @@ def _grid_caption(view: dict) -> str:
     else:
         text = f"Ticks at the bottom: the {view['grid_size']:,} grid levels."
     if view["num_blocks"] > 1:
-        unit = "group" if controls.granularity == "group" else "channel"
+        unit = "group" if settings.granularity == "group" else "channel"
         text += (
             f" Every {unit} has its own scale; the grid and clip range drawn are those of {unit} "
             f"{view['grid_block']} (the widest range)."
@@ -68,17 +73,17 @@ def _blocks_caption(view: dict, kind: str) -> str:
 
 
 def _section(kind: str, log_y: bool) -> None:
-    key = reductions.spec_key(controls.spec())
+    key = reductions.spec_key(settings.spec())
     with st.spinner("Quantizing…"):
-        view = data.tensor_view(controls.model, controls.layer, kind, key)
+        view = data.tensor_view(settings.model, settings.layer, kind, key)
     st.subheader("Weights" if kind == "weights" else "Input activations")
     st.caption(_describe(kind, view))
     if kind == "weights":
-        for note in data.file_notes(controls.model, controls.layer, controls.spec()):
+        for note in sources.file_notes(settings.model, settings.layer, settings.spec()):
             st.caption(note)
     # Figures are shared by everyone on these settings (a file's stay in its session: no key).
-    shared = None if data.is_upload(controls.model) else f"{controls.model}|{controls.layer}|{kind}|{key}|{log_y}"
-    components.chart(
+    shared = None if not sources.get(settings.model).shared else f"{settings.model}|{settings.layer}|{kind}|{key}|{log_y}"
+    widgets.chart(
         shared and f"hist|{shared}",
         lambda: figures.value_histogram(
             view["edges"], view["float_counts"], view["quant_counts"], view["grid"],
@@ -88,10 +93,10 @@ def _section(kind: str, log_y: bool) -> None:
         config={"displaylogo": False},
     )
     st.caption(_grid_caption(view))
-    components.stats_panel(view, per_block=view["num_blocks"] > 1)
+    widgets.stats_panel(view, per_block=view["num_blocks"] > 1)
     left, right = st.columns([2, 3], gap="medium")
     with left:
-        components.chart(
+        widgets.chart(
             shared and f"err|{shared}",
             lambda: figures.error_histogram(view["err_edges"], view["err_counts"], log_y=log_y),
             key=f"err-{kind}",
@@ -99,7 +104,7 @@ def _section(kind: str, log_y: bool) -> None:
         )
     with right:
         blocks = view["blocks"]
-        components.chart(
+        widgets.chart(
             shared and f"blocks|{shared}",
             lambda: figures.block_chart(blocks, blocks["unit"] if kind == "weights" else "feature",
                                         view["num_blocks"] == 1),
@@ -112,13 +117,11 @@ def _section(kind: str, log_y: bool) -> None:
 @st.fragment
 def _charts() -> None:
     """The charts; the log-scale toggle only redraws them, so it reruns this fragment alone."""
-    log_y = state.page_toggle("Log-scale counts", "log", help="Show rare values (tails, outliers) too.")
-    kinds = [k for k, wanted in (("weights", controls.wants_weights), ("activations", controls.wants_activations)) if wanted]
+    log_y = controls.page_toggle("Log-scale counts", "log", help="Show rare values (tails, outliers) too.")
+    kinds = [k for k, wanted in (("weights", settings.wants_weights), ("activations", settings.wants_activations)) if wanted]
     for kind in kinds:
-        with components.friendly_errors(f"quantize the {kind} of this layer"):
-            if data.activations_missing_note(
-                controls.model, controls.layer, kind, " here. Its weights are the table itself"
-            ):
+        with widgets.friendly_errors(f"quantize the {kind} of this layer"):
+            if widgets.activations_missing_note(settings.model, settings.layer, kind, "Its weights are the table itself."):
                 continue
             _section(kind, log_y)
 
@@ -129,17 +132,18 @@ _charts()
 def _export() -> None:
     """The whole model at the sidebar's setting, to take away: compressed-tensors file and recipe."""
     st.subheader("⬇️ Take it with you")
-    spec = controls.spec()
-    if data.is_upload(controls.model):
-        export_views.upload_downloads(data.session_upload(), spec, key="export-explorer")
+    spec = settings.spec()
+    source = sources.get(settings.model)
+    if isinstance(source, sources.FileSource):
+        export_views.upload_downloads(source.upload, spec, key="export-explorer")
         return
-    with components.friendly_errors("export this model"):
-        plan, notes = export_data.sample_plan(controls.model, spec)
-        weights_only = "" if controls.target == "weights" else " (weights only: the file holds no activation ranges)"
+    with widgets.friendly_errors("export this model"):
+        plan, notes = export_data.sample_plan(settings.model, spec)
+        weights_only = "" if settings.target == "weights" else " (weights only: the file holds no activation ranges)"
         fitted = f" Group sizes fitted: {'; '.join(notes)}." if notes else ""
         export_views.sample_downloads(
-            controls.model, plan, spec.label(), "export-explorer",
-            f"Every layer of {data.sample(controls.model).title} at {spec.label()}{weights_only}.{fitted} In the file",
+            settings.model, plan, spec.label(), "export-explorer",
+            f"Every layer of {sources.sample(settings.model).title} at {spec.label()}{weights_only}.{fitted} In the file",
         )
 
 

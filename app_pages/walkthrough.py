@@ -14,18 +14,22 @@ import pandas as pd
 import streamlit as st
 
 from quantlib.walkthrough import DB_PER_BIT, ValueTrace, check_trace_inputs, trace_value
-from ui import components, data, export_views, reductions, state, teach_data, teach_figures
+from ui import controls, sources, widgets
+from ui.compute import explorer, reductions
+from ui.compute import teach as teach_data
+from ui.figures import teach as teach_figures
 from ui.text import code_span, escape_markdown
+from ui.views import export as export_views
 
-controls = state.current()
-fmt = components.fmt
+settings = controls.current()
+fmt = widgets.fmt
 #: Section 2 runs the layer as int8 hardware does, whatever the sidebar's bit width.
 LAYER_BITS = 8
 #: Section 1's first view: a value inside a range that does not straddle zero evenly (so z ≠ 0 shows).
 DEFAULT_X, DEFAULT_LO, DEFAULT_HI = 0.3, -0.5, 1.5
 _X_SLIDER = "wt_x_slider"
 
-components.page_intro(
+widgets.page_intro(
     "Formula walkthrough",
     "🧮",
     "The whole of quantization is two lines of arithmetic. Here you follow **one number** through them step by "
@@ -94,12 +98,12 @@ def _steps_table(t: ValueTrace) -> str:
 
 def _one_value() -> None:
     st.header("1 · One value on its way", divider="gray")
-    bits = controls.bits
-    rounding = controls.rounding
+    bits = settings.bits
+    rounding = settings.rounding
     notes = []
-    if controls.fixed_bits is not None:
+    if settings.fixed_bits is not None:
         notes.append(
-            f"{controls.format} is not an integer grid: this section shows the integer grid at the bit slider's "
+            f"{settings.format} is not an integer grid: this section shows the integer grid at the bit slider's "
             f"{bits} bits (round to nearest)."
         )
     st.markdown(
@@ -110,11 +114,11 @@ def _one_value() -> None:
         st.caption(" ".join(notes))
     c_lo, c_hi = st.columns(2)
     with c_lo:
-        lo = state.page_widget(st.number_input, "Range low", "lo", value=DEFAULT_LO, step=0.1, format="%.4f",
+        lo = controls.page_widget(st.number_input, "Range low", "lo", value=DEFAULT_LO, step=0.1, format="%.4f",
                                help="The smallest value the grid must cover (from calibration: e.g. the minimum "
                                "of a tensor).")
     with c_hi:
-        hi = state.page_widget(st.number_input, "Range high", "hi", value=DEFAULT_HI, step=0.1, format="%.4f",
+        hi = controls.page_widget(st.number_input, "Range high", "hi", value=DEFAULT_HI, step=0.1, format="%.4f",
                                help="The largest value the grid must cover.")
     if not lo < hi:
         st.error("Range low must be below range high: the grid is spread between the two.", icon="🚫")
@@ -131,23 +135,23 @@ def _one_value() -> None:
     s_hi = math.ceil((hi + span / 2) / step) * step
     c_slide, c_type = st.columns([3, 1])
     with c_type:  # first: the typed value is the one that counts (and the one in the link)
-        x = state.page_widget(st.number_input, "… or type it", "x", value=DEFAULT_X, step=float(step), format="%.6f",
+        x = controls.page_widget(st.number_input, "… or type it", "x", value=DEFAULT_X, step=float(step), format="%.6f",
                               help="Any number; beyond the slider's ends too.")
     with c_slide:
         # The slider mirrors x, pinned inside its range (it goes half a range beyond each end of lo..hi).
         st.session_state[_X_SLIDER] = min(max(float(x), s_lo), s_hi)
         st.slider("Value x", min_value=float(s_lo), max_value=float(s_hi), step=float(step), key=_X_SLIDER,
                   on_change=_slide_x, help="Goes half a range beyond each end, so you can watch clipping.")
-    with components.friendly_errors("trace this value"):
+    with widgets.friendly_errors("trace this value"):
         traces = {
             scheme: trace_value(float(x), float(lo), float(hi), bits, scheme=scheme,
-                                rounding="nearest" if controls.fixed_bits else rounding)
+                                rounding="nearest" if settings.fixed_bits else rounding)
             for scheme in ("symmetric", "asymmetric")
         }
         cols = st.columns(2, gap="medium")
         for col, (scheme, t) in zip(cols, traces.items(), strict=True):
             with col:
-                mine = " (sidebar)" if scheme == controls.scheme else ""
+                mine = " (sidebar)" if scheme == settings.scheme else ""
                 st.subheader(f"{scheme.capitalize()}{mine}")
                 m = st.columns(3, wrap=False)
                 m[0].metric("stored integer q", str(t.q), help="clamp(round(x / s) + z, qmin, qmax)")
@@ -187,7 +191,7 @@ def _one_value() -> None:
 def _layer_three_ways() -> None:
     st.header("2 · A 10 → 1 layer in integers, three ways", divider="gray")
     bits = LAYER_BITS
-    scheme = controls.scheme if controls.fixed_bits is None else "symmetric"
+    scheme = settings.scheme if settings.fixed_bits is None else "symmetric"
     st.markdown(
         f"The `tiny-linear` layer **y = w·x + b** (10 inputs, 1 output), computed in **{bits}-bit** integers with "
         f"**{scheme}** inputs and output, the way an inference engine does it: integer weights and inputs, sums "
@@ -199,7 +203,7 @@ def _layer_three_ways() -> None:
                "scheme follows the sidebar (asymmetric inputs add the zero-point correction term).")
     p = teach_data.tiny_linear_paths(bits, scheme)
     n = len(p["float"])
-    i = int(state.page_widget(st.number_input, f"Evaluation input (0 – {n - 1})", "example", value=0,
+    i = int(controls.page_widget(st.number_input, f"Evaluation input (0 – {n - 1})", "example", value=0,
                               min_value=0, max_value=n - 1, step=1,
                               help="One of tiny-linear's evaluation inputs; the scales are calibrated on all of "
                               "them."))
@@ -274,17 +278,17 @@ def _term(a: float, b: float) -> str:
 
 def _error_formulas() -> None:
     st.header("3 · The error formulas on your layer", divider="gray")
-    kind = "activations" if controls.target == "activations" else "weights"
-    if kind == "activations" and not data.has_float_activations(controls.model, controls.layer):
+    kind = "activations" if settings.target == "activations" else "weights"
+    if kind == "activations" and not sources.has_float_activations(settings.model, settings.layer):
         kind = "weights"
-    spec = controls.spec()
+    spec = settings.spec()
     key = reductions.spec_key(spec)
-    layer = state.layer_token(controls.layer)
+    layer = controls.layer_token(settings.layer)
     with st.spinner("Quantizing the layer…"):
-        r = teach_data.mse_terms(controls.model, controls.layer, kind, key)
+        r = teach_data.mse_terms(settings.model, settings.layer, kind, key)
     shape = "×".join(str(d) for d in r["shape"])
     st.markdown(
-        f"The {kind} of {code_span(layer)} ({controls.model}, {shape} = {r['n']:,} values) quantized with "
+        f"The {kind} of {code_span(layer)} ({settings.model}, {shape} = {r['n']:,} values) quantized with "
         f"**{r['spec_label']}** (sidebar), and the MSE written out term by term:"
     )
     terms = " + ".join(_term(a, b) for a, b in zip(r["x"][:2], r["x_hat"][:2], strict=True))
@@ -318,13 +322,13 @@ def _error_formulas() -> None:
         r"\mathrm{SQNR} = 10\log_{10}\frac{\sum_i x_i^2}{\sum_i (x_i-\hat{x}_i)^2} \approx 6.02\,b + 4.77 - "
         r"20\log_{10}\frac{\text{peak}}{\text{rms}}\ \ \mathrm{dB}"
     )
-    base = spec.replace(format="int", bits=8) if controls.fixed_bits is not None else spec.replace(bits=8)
+    base = spec.replace(format="int", bits=8) if settings.fixed_bits is not None else spec.replace(bits=8)
     with st.spinner("Sweeping bit widths 2-16…"):
-        df, note = data.curve(controls.model, controls.layer, kind, reductions.spec_key(base))
+        df, note = explorer.curve(settings.model, settings.layer, kind, reductions.spec_key(base))
     bits = df["bits"].to_numpy()
     measured = df["sqnr_db"].to_numpy(dtype=np.float64)
     uniform, tensor_rule = teach_data.rule_lines(bits, r["peak_to_rms"])
-    current = controls.bits if controls.fixed_bits is None else None
+    current = settings.bits if settings.fixed_bits is None else None
     st.plotly_chart(
         teach_figures.sqnr_rule(
             bits, measured, uniform, tensor_rule, r["peak_to_rms"], current,
@@ -353,11 +357,11 @@ def _error_formulas() -> None:
     st.caption(" ".join(text))
 
 
-with components.friendly_errors("trace this value"):
+with widgets.friendly_errors("trace this value"):
     _one_value()
-with components.friendly_errors("compute the 10 → 1 layer"):
+with widgets.friendly_errors("compute the 10 → 1 layer"):
     _layer_three_ways()
-with components.friendly_errors("compute the error formulas on this layer"):
+with widgets.friendly_errors("compute the error formulas on this layer"):
     _error_formulas()
-with components.friendly_errors("pack this layer's codes"):
-    export_views.bits_on_the_wire(controls.model, controls.layer, controls.spec(), state.layer_token(controls.layer))
+with widgets.friendly_errors("pack this layer's codes"):
+    export_views.bits_on_the_wire(settings.model, settings.layer, settings.spec(), controls.layer_token(settings.layer))

@@ -1,6 +1,6 @@
 """📤 Your model: upload a .safetensors / PyTorch state_dict and look at its tensors with the sidebar's settings.
 
-The upload and everything computed from it stay in this browser session (``ui.upload`` keeps them in
+The upload and everything computed from it stay in this browser session (``ui.compute.upload`` keeps them in
 ``st.session_state``, never in Streamlit's shared caches); only histogram counts, curve points and small tables
 are sent to the browser.
 """
@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui import components, data, export_views, figures, state, upload, upload_views
-from ui.components import fmt, human_bytes
+from ui import controls, sources, widgets
+from ui.compute import upload
+from ui.figures import explorer as figures
 from ui.text import code_span, escape_markdown, shorten
+from ui.views import export as export_views
+from ui.views import upload as upload_views
+from ui.widgets import fmt, human_bytes
 
 #: Tables list at most this many tensors (the totals always cover all of them).
 MAX_TABLE_ROWS = 1000
@@ -19,10 +23,10 @@ MAX_TABLE_ROWS = 1000
 NAME_CHARS = 100
 _TENSOR_KEY = "_qe_upload_tensor"
 
-controls = state.current()
+settings = controls.current()
 session = st.session_state
 
-components.page_intro(
+widgets.page_intro(
     "Your model",
     "📤",
     "Load your own model's weights and see what the sidebar's settings do to them. Every floating-point tensor "
@@ -77,7 +81,7 @@ def _get_file() -> upload.Upload | None:
         "to disk, and it is gone when you close the tab. A shared link carries the settings, not the file."
     )
     before = upload.current(session)
-    with components.friendly_errors("read the file"):
+    with widgets.friendly_errors("read the file"):
         upload.sync_uploader(session, file)
         if demo_clicked:
             upload.load_demo(session)
@@ -144,10 +148,10 @@ def _dims(shape: tuple[int, ...]) -> str:
 def _use_in_sidebar() -> None:
     """The button's callback (widget state can only be set before the widgets are drawn): the file becomes the
     sidebar's model, and the tensor picked on this page its layer."""
-    session["model"] = data.UPLOAD_MODEL
+    session["model"] = sources.UPLOAD_MODEL
     name = session.get(_TENSOR_KEY)
     if name is not None:
-        session["layer"] = state.layer_token(name)
+        session["layer"] = controls.layer_token(name)
 
 
 def _open_elsewhere() -> None:
@@ -156,16 +160,16 @@ def _open_elsewhere() -> None:
     (Links rather than ``st.switch_page``, which would have to clear or set the URL parameters the sidebar's
     widgets are bound to; a page link keeps them.)
     """
-    if not data.is_upload(controls.model):
+    if not sources.is_file(settings.model):
         st.button(
-            f"📤 Make this file the sidebar's model (`{data.UPLOAD_MODEL}`)",
+            f"📤 Make this file the sidebar's model (`{sources.UPLOAD_MODEL}`)",
             key="_qe_upload_open",
             on_click=_use_in_sidebar,
             help="Then the Tensor explorer, Error curves and Size pages show its tensors, with every chart those "
             "pages have (the tensor picked below becomes the sidebar's layer). Only in this browser tab.",
         )
         return
-    st.caption(f"The sidebar's model is this file (`{data.UPLOAD_MODEL}`): its tensors are the layers there.")
+    st.caption(f"The sidebar's model is this file (`{sources.UPLOAD_MODEL}`): its tensors are the layers there.")
     cols = st.columns(3)
     for col, (path, label) in zip(
         cols,
@@ -203,23 +207,23 @@ def _tensor_section(up: upload.Upload) -> None:
         "Tensor", names, key=_TENSOR_KEY, format_func=lambda n: f"{n}  ·  {_dims(tuple(tensors[n].shape))}"
     )
     notes = ["Every sidebar setting below *Layer* applies to this tensor."]
-    if controls.target != "weights":
+    if settings.target != "weights":
         notes.append("A file holds weights only, so this page quantizes weights (activations need a running model).")
     st.caption(" ".join(notes))
-    log_y = state.page_toggle("Log-scale counts", "log", help="Show rare values (tails, outliers) too.")
-    with components.friendly_errors("analyse this tensor"):
+    log_y = controls.page_toggle("Log-scale counts", "log", help="Show rare values (tails, outliers) too.")
+    with widgets.friendly_errors("analyse this tensor"):
         _tensor_charts(up, name, log_y)
 
 
 def _offered_group_sizes() -> list[int] | None:
     """The group sizes the sidebar offers (those of the sample layer chosen there), under per-group."""
-    if controls.granularity != "group":
+    if settings.granularity != "group":
         return None
-    return state.group_sizes(data.layer_info(controls.model, controls.layer))
+    return controls.group_sizes(sources.layer_info(settings.model, settings.layer))
 
 
 def _tensor_charts(up: upload.Upload, name: str, log_y: bool) -> None:
-    spec = controls.spec()
+    spec = settings.spec()
     try:
         with st.spinner("Quantizing…"):
             plan, view = upload.view_for(session, up, name, spec, _offered_group_sizes())
@@ -243,7 +247,7 @@ def _tensor_charts(up: upload.Upload, name: str, log_y: bool) -> None:
         config={"displaylogo": False},
     )
     st.caption(_grid_caption(view, plan.spec.granularity))
-    components.stats_panel(view, per_block=view["num_blocks"] > 1)
+    widgets.stats_panel(view, per_block=view["num_blocks"] > 1)
 
     left, right = st.columns([2, 3], gap="medium")
     with left:
@@ -261,14 +265,14 @@ def _tensor_charts(up: upload.Upload, name: str, log_y: bool) -> None:
             curves, current, refs, sample_note = upload.curves_for(session, up, name, plan)
         points = {}
         captions = ["The star is your current setting; each extra bit adds about 6 dB of SQNR."]
-        if controls.fixed_bits is not None:
-            points[f"{controls.format} (current, fixed {controls.fixed_bits} bits)"] = (
-                controls.fixed_bits, view["mse"], view["sqnr_db"],
+        if settings.fixed_bits is not None:
+            points[f"{settings.format} (current, fixed {settings.fixed_bits} bits)"] = (
+                settings.fixed_bits, view["mse"], view["sqnr_db"],
             )
             current = ""  # the star is the fp8 / nf4 point; the int lines are for comparison
-            captions = [f"{controls.format} has a fixed width: it is the star; the lines are integer grids."]
+            captions = [f"{settings.format} has a fixed width: it is the star; the lines are integer grids."]
         st.plotly_chart(
-            figures.error_curves_figure(curves, current, controls.effective_bits, points, refs),
+            figures.error_curves_figure(curves, current, settings.effective_bits, points, refs),
             key="upload-curves",
             config={"displaylogo": False},
         )
@@ -312,14 +316,14 @@ def main() -> None:
     st.subheader("🔬 One tensor, quantized")
     _tensor_section(up)
     st.subheader("💾 Size of the whole file at these settings")
-    with components.friendly_errors("compute the storage size"):
-        upload_views.size_section(up, controls.spec(), MAX_TABLE_ROWS)
+    with widgets.friendly_errors("compute the storage size"):
+        upload_views.size_section(up, settings.spec(), MAX_TABLE_ROWS)
     st.subheader("⬇️ Take it with you")
     st.markdown(
         "The file's weights quantized at these settings, in the **compressed-tensors** layout - built from this "
         "session's copy when you click, and sent to this browser only - and the recipe of settings per tensor."
     )
-    export_views.upload_downloads(up, controls.spec())
+    export_views.upload_downloads(up, settings.spec())
     st.subheader("🎯 Output drift")
     st.info(
         "Not available for an uploaded file: drift compares a model's outputs before and after quantization, and "

@@ -9,7 +9,7 @@ export's budget estimate (``quantlib.export.export_cost``: it must not be below 
 would let through exports that take longer than it says), and the packing alone on MiniLM's largest tensor.
 One torch thread, as the app runs. Goal: MiniLM at 4 bits per-group in at most 5 s.
 
-Then ONNX Runtime (``ui.ort.compute``, what the Size & speed button runs in the job runner): export to ONNX,
+Then ONNX Runtime (``ui.views.ort.compute``, what the Size & speed button runs in the job runner): export to ONNX,
 static int8 QDQ quantization calibrated on the calibration inputs, evaluation of five variants and their timing.
 Goals: digits-cnn in at most 20 s, MiniLM in at most 90 s. ``--quick`` skips MiniLM there.
 """
@@ -85,8 +85,8 @@ def main() -> None:
         print(f"pack_int32 of the {emb.shape[0]}x{emb.shape[1]} embedding table at {bits} bits: {seconds:.2f} s")
     import logging
 
-    logging.disable(logging.WARNING)  # Streamlit's "no runtime" notes: ui.ort runs here outside a server
-    from ui import ort
+    logging.disable(logging.WARNING)  # Streamlit's "no runtime" notes: ui.views.ort runs here outside a server
+    from ui.views import ort
 
     print(f"\n{'ONNX Runtime static int8':<26} {'total s':>8} {'int8 ms':>8} {'float ms':>9} {'int8 MB':>8} "
           f"{'float MB':>9}  goal")

@@ -22,18 +22,10 @@ from streamlit.testing.v1 import AppTest
 import sample_models
 from quantlib import QuantSpec
 from quantlib.model import LayerInfo
-from ui import figures
-from ui.reductions import spec_from_key, spec_key
-from ui.state import (
-    Controls,
-    default_group_size,
-    group_sizes,
-    layer_token,
-    link_params,
-    link_problems,
-    same_value,
-    share_url,
-)
+from ui.compute.reductions import spec_from_key, spec_key
+from ui.controls import Controls, default_group_size, group_sizes, layer_token
+from ui.figures import explorer as figures
+from ui.links import link_params, link_problems, same_value, share_url
 
 REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "app.py")
@@ -254,12 +246,12 @@ def test_embedding_tables_explain_they_have_no_float_activations():
 
 
 def test_a_failure_inside_a_page_becomes_a_plain_error_message(monkeypatch):
-    import ui.data
+    import ui.compute.explorer
 
     def broken(*args, **kwargs):
         raise ValueError("group size 7 does not divide the last dimension")
 
-    monkeypatch.setattr(ui.data, "tensor_view", broken)
+    monkeypatch.setattr(ui.compute.explorer, "tensor_view", broken)
     at = new_app()
     at.run()
     assert not at.exception
@@ -267,12 +259,12 @@ def test_a_failure_inside_a_page_becomes_a_plain_error_message(monkeypatch):
 
 
 def test_an_unexpected_failure_is_shown_without_a_traceback(monkeypatch):
-    import ui.data
+    import ui.compute.explorer
 
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(ui.data, "curve", broken)
+    monkeypatch.setattr(ui.compute.explorer, "curve", broken)
     at = new_app()
     at.run()
     at.switch_page(PAGES["error_curves"]).run()
@@ -335,10 +327,12 @@ def test_spec_keys_round_trip():
 
 
 def test_figure_builders_are_pure_and_ship_no_raw_values():
-    tree = ast.parse((REPO / "ui" / "figures.py").read_text())
+    tree = ast.parse((REPO / "ui" / "figures" / "explorer.py").read_text())
     imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
-    assert imported <= {"__future__", "collections", "typing", "numpy", "pandas", "plotly"}, imported
+    ours = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and (n.module or "").startswith("ui")}
+    assert imported <= {"__future__", "collections", "typing", "numpy", "pandas", "plotly", "ui"}, imported
+    assert ours <= {"ui.i18n"}, "only the translations"
 
     edges = np.linspace(-1, 1, 121)
     counts = np.arange(120)

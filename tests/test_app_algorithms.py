@@ -15,8 +15,8 @@ from streamlit.testing.v1 import AppTest
 
 import sample_models
 from ui import jobs
-from ui import ptq_data as pd_
-from ui import ptq_figures as pf
+from ui.compute import ptq as pd_
+from ui.figures import ptq as pf
 
 REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "app.py")

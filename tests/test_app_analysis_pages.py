@@ -27,11 +27,12 @@ from streamlit.testing.v1 import AppTest
 import sample_models
 from quantlib import QuantSpec
 from quantlib.model import model_size_bytes
-from ui import analysis_data as ad
-from ui import analysis_figures as af
-from ui import job_views, jobs
-from ui.components import human_bytes
-from ui.reductions import spec_key
+from ui import jobs, widgets
+from ui.compute import analysis as ad
+from ui.compute.reductions import spec_key
+from ui.figures import analysis as af
+from ui.views import jobs as job_views
+from ui.widgets import human_bytes
 
 REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "app.py")
@@ -289,22 +290,22 @@ def test_a_bar_click_sets_the_sidebar_layer(monkeypatch):
 
     fake_state: dict = {"sens-only": {"selection": {"points": [{"customdata": "fc2", "y": "fc2"}]}}}
     monkeypatch.setattr(st, "session_state", fake_state)
-    ad.on_layer_click("sens-only", ["fc1", "fc2", "fc3"])
+    widgets.on_layer_click("sens-only", ["fc1", "fc2", "fc3"])
     assert fake_state["layer"] == "fc2"
     del fake_state["layer"]
     fake_state["sens-only"] = {"selection": {"points": [{"customdata": "not-a-layer"}]}}
-    ad.on_layer_click("sens-only", ["fc1", "fc2", "fc3"])
+    widgets.on_layer_click("sens-only", ["fc1", "fc2", "fc3"])
     assert "layer" not in fake_state, "an unknown name is ignored"
     fake_state["sens-only"] = {"selection": {"points": []}}
-    ad.on_layer_click("sens-only", ["fc1"])
+    widgets.on_layer_click("sens-only", ["fc1"])
     assert "layer" not in fake_state, "a cleared selection changes nothing"
 
 
 def test_layer_from_selection_reads_the_first_point():
-    assert ad.layer_from_selection({"selection": {"points": [{"customdata": ["fc1", 3]}]}}) == "fc1"
-    assert ad.layer_from_selection({"selection": {"points": [{"x": 1}, {"customdata": "fc3"}]}}) == "fc3"
-    assert ad.layer_from_selection(None) is None
-    assert ad.layer_from_selection({"selection": {"points": []}}) is None
+    assert widgets.layer_from_selection({"selection": {"points": [{"customdata": ["fc1", 3]}]}}) == "fc1"
+    assert widgets.layer_from_selection({"selection": {"points": [{"x": 1}, {"customdata": "fc3"}]}}) == "fc3"
+    assert widgets.layer_from_selection(None) is None
+    assert widgets.layer_from_selection({"selection": {"points": []}}) is None
 
 
 def test_the_budget_slider_is_bound_to_the_url_and_moves_the_choice():
@@ -448,12 +449,12 @@ def test_model_wide_spec_keeps_a_group_size_that_fits_every_layer():
 
 
 def test_figure_builders_are_pure_and_small_for_forty_layers():
-    tree = ast.parse((REPO / "ui" / "analysis_figures.py").read_text())
+    tree = ast.parse((REPO / "ui" / "figures" / "analysis.py").read_text())
     imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
-    relative = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level}
-    assert imported <= {"__future__", "collections", "typing", "numpy", "pandas", "plotly", "figures"}, imported
-    assert relative <= {"figures"}, "only the sibling pure figure module"
+    ours = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and (n.module or "").startswith("ui")}
+    assert imported <= {"__future__", "collections", "typing", "numpy", "pandas", "plotly", "ui"}, imported
+    assert ours <= {"ui.figures.explorer", "ui.i18n"}, "only the sibling pure figure module and the translations"
 
     n = 40
     names = [f"bert.encoder.layer.{i // 6}.attention.self.query_{i}" for i in range(n)]

@@ -8,8 +8,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from quantlib import QuantSpec
-from ui import analysis_data as ad
-from ui import data, jobs
+from ui import jobs
+from ui.compute import analysis as ad
+from ui.compute import explorer
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 TIMEOUT = 600
@@ -29,7 +30,7 @@ def test_a_quick_model_draws_the_curve_from_one_shared_job_and_a_rerun_computes_
     assert "Task metric vs bit width" in [s.value for s in at.subheader]
     key = next(k for k, _ in jobs.runner().finished_items("drift-sweep|digits-mlp|all|"))
     values = jobs.runner().result(key)
-    assert len(values) == len(data.SWEEP_BITS) and all(0.0 <= v <= 1.0 for v in values)
+    assert len(values) == len(explorer.SWEEP_BITS) and all(0.0 <= v <= 1.0 for v in values)
     assert values[-1] > values[0], "16 bits keeps more accuracy than 2 bits"
     charts_before = [el.proto.spec for el in at.get("plotly_chart")]
 
@@ -44,8 +45,8 @@ def test_a_quick_model_draws_the_curve_from_one_shared_job_and_a_rerun_computes_
 
 def test_the_curve_of_the_current_scheme_is_the_same_job_for_every_bit_width():
     spec = QuantSpec(bits=3)
-    a = ad.drift_sweep_key("digits-mlp", "all", "fc1", "weights", spec, data.SWEEP_BITS)
-    b = ad.drift_sweep_key("digits-mlp", "all", "fc1", "weights", spec.replace(bits=7), data.SWEEP_BITS)
+    a = ad.drift_sweep_key("digits-mlp", "all", "fc1", "weights", spec, explorer.SWEEP_BITS)
+    b = ad.drift_sweep_key("digits-mlp", "all", "fc1", "weights", spec.replace(bits=7), explorer.SWEEP_BITS)
     assert a == b
 
 

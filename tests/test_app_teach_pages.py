@@ -37,9 +37,11 @@ from streamlit.testing.v1 import AppTest
 import sample_models
 from quantlib import QuantSpec, choose_qparams, fake_quant, metrics, quantize
 from quantlib.walkthrough import integer_linear, trace_value
-from ui import jobs, teach_data, teach_figures
-from ui.reductions import spec_key
-from ui.teach_data import RunSettings
+from ui import jobs
+from ui.compute import teach as teach_data
+from ui.compute.reductions import spec_key
+from ui.compute.teach import RunSettings
+from ui.figures import teach as teach_figures
 
 REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "app.py")
@@ -545,7 +547,9 @@ def test_teach_figures_are_pure_and_small():
     tree = ast.parse(Path(teach_figures.__file__).read_text())
     imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     imported |= {(n.module or "").split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
-    assert imported <= {"__future__", "collections", "typing", "numpy", "plotly", "figures"}, imported
+    ours = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and (n.module or "").startswith("ui")}
+    assert imported <= {"__future__", "collections", "typing", "numpy", "plotly", "ui"}, imported
+    assert ours <= {"ui.figures.explorer", "ui.i18n"}, "only the sibling pure figure module and the translations"
 
     t = trace_value(0.123, -3.0, 7.0, 16, "asymmetric")
     line = teach_data.number_line(t)

@@ -1,10 +1,10 @@
 """The "Your model" page without a browser: uploads through AppTest's file uploader, every bad file, the crafted
 pickle that must not run, session isolation, the file as the sidebar's model (read by the Tensor explorer, Error
 curves, Size and walkthrough pages; refused with a reason by the pages that run a model), and the pure helpers of
-``ui.upload`` on a plain dict as session.
+``ui.compute.upload`` on a plain dict as session.
 
 AppTest (Streamlit 1.67) drives ``st.file_uploader`` itself (``FileUploader.set_value``), so every file here
-goes through the same path as in a browser: bytes → ``ui.upload.sync_uploader`` → ``quantlib.io.load_tensors`` →
+goes through the same path as in a browser: bytes → ``ui.compute.upload.sync_uploader`` → ``quantlib.io.load_tensors`` →
 this session's ``st.session_state`` → the page.
 """
 
@@ -26,9 +26,9 @@ from safetensors.torch import save
 from streamlit.testing.v1 import AppTest
 
 from quantlib import QuantSpec
-from ui import upload
-from ui.components import human_bytes
-from ui.data import UPLOAD_MODEL
+from ui.compute import upload
+from ui.sources import UPLOAD_MODEL
+from ui.widgets import human_bytes
 
 REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "app.py")
@@ -573,7 +573,7 @@ def test_removing_the_file_forgets_it():
 
 def test_upload_code_uses_no_shared_cache_and_no_module_state():
     """Shared caches and module globals are visible to every session: uploads must never go there."""
-    for rel in ("ui/upload.py", "ui/upload_views.py", PAGE):
+    for rel in ("ui/compute/upload.py", "ui/views/upload.py", PAGE):
         source = (REPO / rel).read_text()
         tree = ast.parse(source)
         attrs = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
@@ -583,12 +583,12 @@ def test_upload_code_uses_no_shared_cache_and_no_module_state():
                 assert not isinstance(node.value, (ast.Dict, ast.List, ast.Set, ast.DictComp, ast.ListComp)), (
                     rel, ast.unparse(node),
                 )
-    # The shared cached functions of ui.data take names of sample models only, never tensors; for the file as
+    # The shared cached functions of ui.compute.explorer take names of sample models only, never tensors; for the file as
     # the sidebar's model they go through model_cache, which memoizes in the session (the two-tabs test above).
-    assert "global " not in (REPO / "ui" / "upload.py").read_text()
+    assert "global " not in (REPO / "ui" / "compute" / "upload.py").read_text()
 
 
-# --- ui.upload on a plain dict as the session ------------------------------------------------------------------------
+# --- ui.compute.upload on a plain dict as the session ------------------------------------------------------------------------
 
 
 class FakeFile:

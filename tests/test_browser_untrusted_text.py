@@ -23,7 +23,7 @@ from browser_support import REPO, StreamlitServer, wait_idle
 from safetensors.torch import save_file
 
 sys.path.insert(0, str(REPO))
-from ui.state import ECHO_KEY_CHARS  # noqa: E402
+from ui.links import ECHO_KEY_CHARS  # noqa: E402
 from ui.text import shorten, visible  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

@@ -247,7 +247,7 @@ def test_entropy_per_group_on_the_embedding_table_link_is_refused_before_computi
 
 
 def test_error_curves_and_walkthrough_refuse_the_same_link(no_search):
-    from ui.data import CURVE_MAX_VALUES
+    from ui.compute.explorer import CURVE_MAX_VALUES
 
     at = open_link("app_pages/error_curves.py", **EMBEDDING_LINK, group_size="2")
     assert_refused_plainly(at, "draw the error curves of the weights")
@@ -262,10 +262,10 @@ def test_error_curves_and_walkthrough_refuse_the_same_link(no_search):
 
 
 def test_output_drift_link_with_per_group_entropy_is_refused_before_quantizing(no_search, monkeypatch):
-    import ui.data
+    import ui.compute.explorer
 
     copies = []
-    monkeypatch.setattr(ui.data, "quantize_weights", lambda *a, **k: copies.append(1))
+    monkeypatch.setattr(ui.compute.explorer, "quantize_weights", lambda *a, **k: copies.append(1))
     at = open_link(model="minilm", granularity="group", calibration="entropy")  # lands on the default page
     before = len(no_search)  # its default layer is small enough to calibrate: that may run
     at.switch_page("app_pages/output_drift.py").run()
@@ -296,11 +296,11 @@ def test_the_shared_list_pickle_upload_gets_a_plain_message():
 
 @pytest.mark.parametrize("calibration_", ["entropy", "mse"])
 def test_a_1d_tensor_of_12_million_values_per_channel_is_refused_plainly(no_search, calibration_, monkeypatch):
-    import ui.data
+    import ui.compute.explorer
 
     summaries = []
-    real = ui.data.summarize
-    monkeypatch.setattr(ui.data, "summarize", lambda x, spec, *a: summaries.append(x.numel()) or real(x, spec, *a))
+    real = ui.compute.explorer.summarize
+    monkeypatch.setattr(ui.compute.explorer, "summarize", lambda x, spec, *a: summaries.append(x.numel()) or real(x, spec, *a))
     data = save({"big": torch.zeros(12_000_000)})  # 48 MB, under the 50 MB upload limit
     at = send_file("big.safetensors", data, granularity="channel", calibration=calibration_)
     assert not at.exception, [e.value for e in at.exception]
@@ -315,7 +315,7 @@ def test_a_1d_tensor_of_12_million_values_per_channel_is_refused_plainly(no_sear
 
 
 def test_storage_group_size_fallback_is_the_largest_divisor_without_counting_down():
-    from ui.upload import storage_spec
+    from ui.compute.upload import storage_spec
 
     spec = QuantSpec(granularity="group", group_size=6)
     for row in range(2, 120):

@@ -12,7 +12,7 @@ from torch import nn
 import sample_models
 from quantlib import QuantSpec, energy
 from quantlib.model import weight_storage
-from ui import energy as ui_energy
+from ui.views import energy as ui_energy
 
 REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "app.py")

@@ -18,7 +18,8 @@ import sample_models
 from quantlib import QuantSpec, budget, recipe
 from quantlib.export import read
 from quantlib.model import quantize_weights
-from ui import export_data, export_views
+from ui.compute import export as export_data
+from ui.views import export as export_views
 
 REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "app.py")

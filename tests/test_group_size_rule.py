@@ -25,7 +25,7 @@ def test_group_sizes_are_the_divisors_from_two_up_and_handle_a_huge_row_quickly(
 
 
 def test_the_size_table_of_an_upload_applies_the_same_rule():
-    from ui import upload
+    from ui.compute import upload
 
     spec = QuantSpec(granularity="group", group_size=64)
     fitted, note = upload.storage_spec((32, 16, 3, 3), spec)
@@ -36,7 +36,7 @@ def test_the_size_table_of_an_upload_applies_the_same_rule():
 
 
 def test_the_whole_model_pages_apply_the_same_rule():
-    from ui import analysis_data
+    from ui.compute import analysis as analysis_data
 
     spec = QuantSpec(granularity="group", group_size=64)
     fitted, note = analysis_data.model_wide_spec("digits-cnn", spec)  # conv1 rows of 9, conv2 144, fc 512

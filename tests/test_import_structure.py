@@ -61,9 +61,48 @@ def test_no_module_imports_itself_through_others():
     assert not real, "import cycles: " + "; ".join(" -> ".join(c) for c in real)
 
 
-def test_the_library_and_the_job_machinery_never_import_streamlit():
-    graph_files = [*(REPO / "quantlib").rglob("*.py"), REPO / "ui" / "jobs.py", REPO / "ui" / "result_store.py",
-                   REPO / "ui" / "reductions.py"]
-    drawing = [str(p.relative_to(REPO)) for p in graph_files
+def test_the_library_the_job_machinery_and_the_figures_never_import_streamlit():
+    files = [*(REPO / "quantlib").rglob("*.py"), *(REPO / "ui" / "figures").rglob("*.py"),
+             REPO / "ui" / "jobs.py", REPO / "ui" / "result_store.py", REPO / "ui" / "compute" / "reductions.py"]
+    drawing = [str(p.relative_to(REPO)) for p in files
                if any(m == "streamlit" or m.startswith("streamlit.") for m in _imports(p, _module_name(p)))]
     assert not drawing, drawing
+
+
+#: What a compute module may ask of Streamlit: its caches, and its configuration (the upload limit the browser
+#: enforces, so the loader enforces the same). Anything else draws, or reads a session or a widget.
+CACHE_DECORATORS = {"cache_data", "cache_resource", "get_option"}
+
+
+def _streamlit_uses(path: Path) -> list[str]:
+    """``st.<name>`` uses in ``path`` other than the cache decorators, as ``file:line st.name``."""
+    tree = ast.parse(path.read_text())
+    aliases = {a.asname or a.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+               for a in node.names if a.name == "streamlit"}
+    from_imports = [f"{path.name}:{node.lineno} from streamlit import …" for node in ast.walk(tree)
+                    if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("streamlit")]
+    uses = [f"{path.relative_to(REPO)}:{node.lineno} st.{node.attr}" for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases
+            and node.attr not in CACHE_DECORATORS]
+    return from_imports + uses
+
+
+def test_compute_modules_only_cache_and_never_draw():
+    """``ui/compute/`` reduces; pages, ``ui/widgets.py`` and ``ui/views/`` draw (``st.info``, progress bars,
+    session state, callbacks) - so a computation can run in a test, a job or a notebook without a page."""
+    found = [u for p in sorted((REPO / "ui" / "compute").rglob("*.py")) for u in _streamlit_uses(p)]
+    assert not found, found
+
+
+def test_the_drawing_rule_sees_a_drawing_call(tmp_path):
+    sample = tmp_path / "x.py"
+    sample.write_text("import streamlit as st\n@st.cache_data\ndef f():\n    st.info('hi')\n")
+    (tmp_path / "ui").mkdir()
+    moved = tmp_path / "ui" / "x.py"
+    moved.write_text(sample.read_text())
+    global REPO
+    saved, REPO = REPO, tmp_path
+    try:
+        assert _streamlit_uses(moved) == ["ui/x.py:4 st.info"]
+    finally:
+        REPO = saved

@@ -27,7 +27,8 @@ from hypothesis import strategies as st
 from safetensors.torch import save
 from streamlit.testing.v1 import AppTest
 
-from ui.state import ECHO_KEY_CHARS, NOTICE_MAX_LINES, PAGE_PARAMS, PARAMS, format_number, link_params
+from ui.controls import PAGE_PARAMS, PARAMS, format_number
+from ui.links import ECHO_KEY_CHARS, NOTICE_MAX_LINES, link_params
 from ui.text import WORD_JOINER, shorten
 
 REPO = Path(__file__).resolve().parents[1]
@@ -214,7 +215,7 @@ def test_the_walkthrough_uses_the_bit_slider_under_nf4_so_its_link_keeps_it():
 
 
 def _controls(**changes):
-    from ui.state import Controls
+    from ui.controls import Controls
 
     base = {
         "model": "digits-mlp", "layer": "fc1", "bits": 8, "scheme": "symmetric", "granularity": "tensor",

@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 import sample_models
 from quantlib import QuantSpec, choose_qparams
 from quantlib import onnx_int8 as ox
-from ui import ort as ui_ort
+from ui.views import ort as ui_ort
 
 REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "app.py")

@@ -8,7 +8,7 @@ from urllib.parse import parse_qsl, urlparse
 
 import pytest
 
-from ui import ptq_data as pd_
+from ui.compute import ptq as pd_
 
 CLAIMS = [(box, run, alpha, value) for box in pd_.TRY_THIS for run, alpha, value in box.claims]
 

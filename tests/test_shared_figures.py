@@ -1,4 +1,4 @@
-"""Charts of sample models are built once per view for the whole server (``ui.components.chart``)."""
+"""Charts of sample models are built once per view for the whole server (``ui.widgets.chart``)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from ui import figures
+from ui.figures import explorer as figures
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 

@@ -108,10 +108,10 @@ def test_a_plain_streamlit_run_warms_everything_else_after_the_first_visit() -> 
 
 
 def test_the_job_worker_is_warmed_once_per_server_with_every_sample_model(monkeypatch) -> None:
-    from ui import analysis_data as ad
-    from ui import data, jobs
+    from ui import jobs, sources
+    from ui.compute import analysis as ad
 
-    monkeypatch.setattr(data, "model_names", lambda: ["tiny-linear", "digits-mlp"])
+    monkeypatch.setattr(sources, "model_names", lambda: ["tiny-linear", "digits-mlp"])
     monkeypatch.setattr(ad, "_warmed", set())
     runner = jobs.runner()
     runner.forget("warm|load-models")
@@ -131,8 +131,8 @@ def test_the_job_worker_is_warmed_once_per_server_with_every_sample_model(monkey
 
 
 def test_a_full_queue_never_makes_the_warm_up_fail_a_page(monkeypatch) -> None:
-    from ui import analysis_data as ad
     from ui import jobs
+    from ui.compute import analysis as ad
 
     def busy(*args, **kwargs):
         raise jobs.ServerBusy("12 long computations are already running or waiting")

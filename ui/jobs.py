@@ -25,7 +25,7 @@ One :class:`JobRunner` per server process (:func:`runner`):
   running longer than ``max_seconds`` has its worker killed. A worker that dies (killed, out of memory,
   crashed) fails its job with a plain message; the pool is rebuilt and the server keeps going.
 
-Nothing here imports Streamlit: the page side (progress bars, buttons) is :mod:`ui.job_views`.
+Nothing here imports Streamlit: the page side (progress bars, buttons) is :mod:`ui.views.jobs`.
 
 >>> r = JobRunner(workers=1)
 >>> job = r.submit("square|7", _square, (7,), label="7²")
@@ -243,7 +243,7 @@ def _init_worker(q: Any, flags: Any, threads: int, memory_bytes: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
-    # Streamlit's cached helpers (``ui.data.sample``) work outside a server; their "no script run context" and
+    # Streamlit's cached helpers (``sources.sample``) work outside a server; their "no script run context" and
     # "No runtime found" warnings say nothing useful here. A filter, not a level: Streamlit's get_logger sets
     # each logger's level when the module is imported, after this, but keeps the filters already there.
     for name in _WORKER_QUIET_LOGGERS:

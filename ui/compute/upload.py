@@ -34,10 +34,9 @@ from quantlib.io import DEFAULT_MAX_TENSORS, UploadedTensors, UploadError, load_
 from quantlib.layout import fitted_group_size, group_sizes_for
 from quantlib.model import LayerInfo, weight_storage
 from quantlib.spec import SCHEMES
-
-from . import reductions
-from .reductions import curve_label, spec_key
-from .text import code_span
+from ui.compute import reductions
+from ui.compute.reductions import curve_label, spec_key
+from ui.text import code_span
 
 _LOG = logging.getLogger("quantization_explorer")
 T = TypeVar("T")
@@ -333,7 +332,7 @@ def tensor_view(x: torch.Tensor, spec: QuantSpec) -> dict[str, Any]:
     """Histogram counts, grid, clip range, error counts and ``summarize``'s numbers of one tensor at ``spec``.
 
     ``x`` is already in the analysed shape (see :func:`plan`). The same view the tensor explorer draws, without
-    its per-block chart, computed by the uncached :func:`ui.reductions.reduce_view` so nothing of an upload reaches a
+    its per-block chart, computed by the uncached :func:`ui.compute.reductions.reduce_view` so nothing of an upload reaches a
     cache shared between sessions. Raises ``ValueError`` (from quantlib) for what cannot be quantized: NaN / Inf
     values, an empty tensor.
     """

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -11,8 +11,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from quantlib.budget import human_bytes  # noqa: F401 - the pages' sizes are spelled as the budget's messages
-
-from . import jobs
+from ui import jobs, sources
 
 _LOG = logging.getLogger("quantization_explorer")
 
@@ -27,6 +26,21 @@ def page_intro(title: str, icon: str, text: str, formula: str, try_this: str) ->
         st.latex(formula)
     with right:
         st.info(f"**Try this:** {try_this}", icon="👉")
+
+
+def activations_missing_note(model: str, layer: str, kind: str, sample_extra: str = "") -> bool:
+    """Say why this layer has no float activations and return True, when ``kind`` asks for them.
+
+    ``sample_extra`` is a sentence added for a sample model's layer (a file's reason already says what to see).
+    """
+    if kind != "activations":
+        return False
+    source = sources.get(model)
+    reason = source.no_activations_reason(layer)
+    if reason is None:
+        return False
+    st.info(f"{reason} {sample_extra}" if sample_extra and source.runs_model else reason, icon="ℹ️")
+    return True
 
 
 def needs_a_running_model(title: str, icon: str, what: str) -> None:
@@ -134,3 +148,43 @@ def stats_panel(view: dict, per_block: bool) -> None:
         zlo, _, zhi = view["zero_point"]
         zp = f", zero points {fmt(zlo, 6)} – {fmt(zhi, 6)}" if zlo != zhi else ""
         st.caption(f"Across the {n:,} blocks: scales {fmt(lo, 3)} – {fmt(hi, 3)}{zp}.")
+
+
+# --- selecting a layer from a chart -----------------------------------------------------------------------------
+
+
+def layer_from_selection(event: Any) -> str | None:
+    """The layer name a chart selection points at: the ``customdata`` of its first point (or None).
+
+    ``event`` is what ``st.plotly_chart(on_select=...)`` keeps in session state:
+    ``{"selection": {"points": [{"customdata": "fc2", ...}, ...], ...}}``.
+    """
+    if not isinstance(event, dict):
+        return None
+    selection = event.get("selection")
+    points = selection.get("points", []) if isinstance(selection, dict) else []
+    for point in points:
+        token = point.get("customdata") if isinstance(point, dict) else None
+        if isinstance(token, list):
+            token = token[0] if token else None
+        if isinstance(token, str):
+            return token
+    return None
+
+
+def set_sidebar_layer(token: str, tokens: Sequence[str]) -> None:
+    """Make ``token`` the sidebar's layer (ignored if it is not one of ``tokens``, this model's layers).
+
+    Call it as a widget callback: callbacks run before the script - and the sidebar's ``layer`` widget - run
+    again, the one moment Streamlit lets code set a widget's value. The widget is bound to the URL, so the
+    address bar and the share link follow.
+    """
+    if token in tokens:
+        st.session_state["layer"] = token
+
+
+def on_layer_click(chart_key: str, tokens: Sequence[str]) -> None:
+    """``on_select`` callback of a layer chart: the clicked bar's layer becomes the sidebar's layer."""
+    token = layer_from_selection(st.session_state.get(chart_key))
+    if token is not None:
+        set_sidebar_layer(token, tokens)

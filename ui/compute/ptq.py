@@ -1,7 +1,7 @@
 """Computations of the "Algorithms" page: one PTQ method on one sample model (a job), and the activation
 outliers of one layer (cached). No drawing.
 
-Keys are plain strings (model, method, the page's options, :func:`ui.reductions.spec_key`), results are small
+Keys are plain strings (model, method, the page's options, :func:`ui.compute.reductions.spec_key`), results are small
 tables and floats - never models or tensors - so a finished job can be shared with everyone and a shared
 link shows it straight away.
 """
@@ -22,8 +22,9 @@ from quantlib import QuantSpec, fake_quant
 from quantlib.model import activation_spec
 from quantlib.ptq import apply, smoothquant
 from quantlib.ptq.layers import capture_inputs, is_target, target_layers, weight_matrix
-
-from . import analysis_data, data, reductions
+from ui import sources
+from ui.compute import analysis as analysis_data
+from ui.compute import reductions
 
 Progress = Callable[[int, int, str], None]
 
@@ -149,7 +150,7 @@ def compute_run(model: str, run: str, spec: QuantSpec, alpha: float, progress: P
 
     Returns ``{"report": DataFrame(layer, rel_error, seconds, ...), "metrics": {...}, "seconds": s}``.
     """
-    sm = data.sample(model)
+    sm = sources.sample(model)
     if run == RTN_W:
         method, options = "rtn", {}
     elif run == RTN_WA:
@@ -177,7 +178,7 @@ def _shapes(model: str) -> list[tuple[int, int, int]]:
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def _layer_shapes(model: str) -> list[tuple[int, int, int]]:
-    sm = data.sample(model)
+    sm = sources.sample(model)
     names = target_layers(sm.model)
     xs = capture_inputs(sm.model, names, sm.calibration_inputs)
     return [(*weight_matrix(sm.model.get_submodule(n)).shape, xs[n].shape[0]) for n in names]
@@ -203,7 +204,7 @@ def estimate_seconds(model: str, run: str) -> float:
 
 def outlier_layer(model: str, layer: str) -> str | None:
     """The sidebar's layer if the algorithms rewrite it (Linear / Conv), else None."""
-    sm = data.sample(model)
+    sm = sources.sample(model)
     try:
         return layer if is_target(sm.model.get_submodule(layer)) else None
     except AttributeError:
@@ -214,7 +215,7 @@ def outlier_layer(model: str, layer: str) -> str | None:
 def _layer_input(model: str, layer: str) -> torch.Tensor:
     """The layer's input rows on the calibration inputs (a private copy of the model runs them; read only:
     shared by every session). MiniLM's widest: 544 × 1536 float32, 3.3 MB."""
-    sm = data.sample(model)
+    sm = sources.sample(model)
     return capture_inputs(sm.model, [layer], sm.calibration_inputs)[layer]
 
 
@@ -226,7 +227,7 @@ def activation_outliers(model: str, layer: str, alpha: float, spec_key: str) -> 
     Returns channel maxima (float32 lists), the smoothing scales, the grid step before / after, how many grid
     levels the median channel spans before / after, and the activations' quantization SQNR before / after.
     """
-    sm = data.sample(model)
+    sm = sources.sample(model)
     module = sm.model.get_submodule(layer)
     x = _layer_input(model, layer)
     w2 = weight_matrix(module)
@@ -295,7 +296,7 @@ def summary_table(results: dict[str, dict], labels: dict[str, str], metric: str,
 
 def target_layers_of(model: str) -> list[str]:
     """The layers the algorithms rewrite in a sample model."""
-    return target_layers(data.sample(model).model)
+    return target_layers(sources.sample(model).model)
 
 
 def layer_table(results: dict[str, dict], labels: dict[str, str]) -> pd.DataFrame:

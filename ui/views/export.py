@@ -18,9 +18,10 @@ import streamlit as st
 from quantlib import QuantSpec
 from quantlib.budget import BudgetExceeded
 from quantlib.export import check_spec
-
-from . import components, data, export_data, reductions
-from .text import code_span, shorten
+from ui import sources, widgets
+from ui.compute import export as export_data
+from ui.compute import reductions
+from ui.text import code_span, shorten
 
 HOW_TO_LOAD = (
     "The `.safetensors` file is in the **compressed-tensors** layout (packed integer codes, scales, zero points; "
@@ -82,7 +83,7 @@ def _buttons(
         return
     st.caption(
         f"{what}: {summary['quantized']} {'tensor' if summary['quantized'] == 1 else 'tensors'} quantized. About "
-        f"{components.human_bytes(summary['bytes'])} instead of {components.human_bytes(summary['float_bytes'])} "
+        f"{widgets.human_bytes(summary['bytes'])} instead of {widgets.human_bytes(summary['float_bytes'])} "
         f"in float.{_kept_text(summary['kept'])} {HOW_TO_LOAD}"
     )
 
@@ -100,7 +101,7 @@ def _unsupported(spec_or_plan: QuantSpec | Mapping[str, QuantSpec]) -> str | Non
 
 def sample_downloads(model: str, plan: Mapping[str, QuantSpec], stem: str, key: str, what: str) -> None:
     """Downloads of a sample model quantized by ``plan`` (``{layer: QuantSpec}``)."""
-    with components.friendly_errors("export this model"):
+    with widgets.friendly_errors("export this model"):
         recipe_text = export_data.recipe_json(model, plan)
         why_not = _unsupported(plan)
         summary = None
@@ -110,7 +111,7 @@ def sample_downloads(model: str, plan: Mapping[str, QuantSpec], stem: str, key: 
             except BudgetExceeded as err:  # the recipe is free: offer it, and say why the file is not
                 why_not = str(err).rstrip(".")
             else:
-                summary = export_data.summary(p, export_data.file_size(p, data.sample(model).model.state_dict()))
+                summary = export_data.summary(p, export_data.file_size(p, sources.sample(model).model.state_dict()))
         _buttons(
             lambda: export_data.sample_file(model, recipe_text),
             recipe_text,
@@ -124,7 +125,7 @@ def sample_downloads(model: str, plan: Mapping[str, QuantSpec], stem: str, key: 
 
 def upload_downloads(up: Any, spec: QuantSpec, key: str = "export-upload") -> None:
     """Downloads of this session's uploaded file at ``spec`` (built from the session's tensors, never cached)."""
-    with components.friendly_errors("export this file"):
+    with widgets.friendly_errors("export this file"):
         tensors = up.tensors
         plan = export_data.upload_plan(tensors, spec)
         why_not = _unsupported(spec)
@@ -240,13 +241,13 @@ def bits_on_the_wire(model: str, layer: str, spec: QuantSpec, layer_token: str) 
     st.subheader("What the scales and zero points cost")
     g = w["block_values"]
     cols = st.columns(4)
-    cols[0].metric("Codes", components.human_bytes(w["payload_bytes"]), help=f"{w['numel']:,} weights × {b} bits / 8.")
+    cols[0].metric("Codes", widgets.human_bytes(w["payload_bytes"]), help=f"{w['numel']:,} weights × {b} bits / 8.")
     cols[1].metric(
-        "Scales", components.human_bytes(w["scale_bytes"]), help=f"{w['blocks']:,} blocks × 4 bytes (float32)."
+        "Scales", widgets.human_bytes(w["scale_bytes"]), help=f"{w['blocks']:,} blocks × 4 bytes (float32)."
     )
     cols[2].metric(
         "Zero points",
-        components.human_bytes(w["zero_point_bytes"]),
+        widgets.human_bytes(w["zero_point_bytes"]),
         help="One per block for the asymmetric scheme, in ceil(b / 8) bytes; none for symmetric.",
     )
     all_in = 8 * (w["payload_bytes"] + w["scale_bytes"] + w["zero_point_bytes"]) / max(w["numel"], 1)
@@ -265,5 +266,5 @@ def bits_on_the_wire(model: str, layer: str, spec: QuantSpec, layer_token: str) 
         f"block's scale is {w['first_scale']:.4g}, its zero point {w['first_zero_point']}. Groups of 128 with a "
         "16-bit scale (as GPTQ files do) add 0.125 bits; per-group of 32 with float32 scales adds 1 bit - a quarter "
         "of an int4 weight. Float32 would be "
-        f"{components.human_bytes(w['float_bytes'])}."
+        f"{widgets.human_bytes(w['float_bytes'])}."
     )

@@ -3,14 +3,14 @@
 Two kinds of work, two caches:
 
 - **Cheap and deterministic** (storage sizes, overhead tables): ``st.cache_data`` keyed by plain strings, like
-  :mod:`ui.data`.
+  :mod:`ui.compute.explorer`.
 - **Long** (a sensitivity sweep of MiniLM takes 10 s to 1 min on the 2-core server; a latency measurement
   10 s): the ``compute_*`` functions below, run by the job runner (:mod:`ui.jobs`) in a worker process under a
   string key. Moving a slider does not throw away a half-finished sweep, 40 browsers asking for one key wait
-  for one job and see its progress (:mod:`ui.job_views`), and a page can ask "is this already computed?"
+  for one job and see its progress (:mod:`ui.views.jobs`), and a page can ask "is this already computed?"
   without computing it, which lets a shared link show a finished sweep straight away.
 
-Keys are plain strings: model name, :func:`ui.reductions.spec_key` of the spec, bit widths, mode.
+Keys are plain strings: model name, :func:`ui.compute.reductions.spec_key` of the spec, bit widths, mode.
 Results are pre-reduced tables (tens of rows), never tensors: what a page ships to the browser stays small.
 
 Everything here treats the shared sample models as read-only: ``quantlib.sensitivity`` and ``quantlib.speed``
@@ -34,8 +34,9 @@ from quantlib.mixed_precision import choose_bits, pareto_front
 from quantlib.model import LayerInfo, call, model_size_bytes, size_breakdown
 from quantlib.sensitivity import layer_sensitivity, sensitivity_sweep
 from quantlib.speed import compare_float_vs_int8_dynamic, linear_micro_benchmark
-
-from . import data, jobs, reductions, state
+from ui import controls, jobs, sources
+from ui.compute import explorer as data
+from ui.compute import reductions
 
 #: Bit widths of the layers × bits heatmap, and the widths the mixed-precision search picks from.
 SWEEP_BITS: tuple[int, ...] = (2, 3, 4, 6, 8)
@@ -63,7 +64,7 @@ def model_wide_spec(model: str, spec: QuantSpec) -> tuple[QuantSpec, str | None]
     """
     if spec.granularity != "group":
         return spec, None
-    rows = {state.group_row_length(info) for info in data.layers(model)}
+    rows = {controls.group_row_length(info) for info in sources.layers(model)}
     fitted = fitted_group_size(rows, spec.group_size)
     if fitted == spec.group_size:
         return spec, None
@@ -98,7 +99,7 @@ def short_names(names: Sequence[str]) -> list[str]:
     >>> short_names([""])
     ['root']
     """
-    tokens = [state.layer_token(n) for n in names]
+    tokens = [controls.layer_token(n) for n in names]
     parts = [t.split(".") for t in tokens]
     common = 0
     if len(parts) > 1:
@@ -122,7 +123,7 @@ def short_names(names: Sequence[str]) -> list[str]:
 
 def measure_probe_seconds(model: str) -> float:
     """Seconds for one evaluation and one forward pass of the float model: the unit every sweep is made of."""
-    sm = data.sample(model)
+    sm = sources.sample(model)
     best = math.inf
     for _ in range(2):  # the first call of a small model is mostly warm-up: take the better of two
         start = time.perf_counter()
@@ -182,11 +183,11 @@ def sensitivity_estimate(model: str, mode: str) -> float:
 
 
 def _sensitivity_probes(model: str, mode: str) -> int:
-    return len(data.layers(model)) + 1 + (mode == "all_but")
+    return len(sources.layers(model)) + 1 + (mode == "all_but")
 
 
 def _sweep_probes(model: str, bits: Sequence[int]) -> int:
-    return 1 + len(data.layers(model)) * len(bits)
+    return 1 + len(sources.layers(model)) * len(bits)
 
 
 def sweep_estimate(model: str, bits: Sequence[int] = SWEEP_BITS) -> float:
@@ -228,7 +229,7 @@ MICRO_KEY = "speed|linear-1024"
 
 
 def _evaluate_kwargs(model: str) -> dict[str, Any]:
-    sm = data.sample(model)
+    sm = sources.sample(model)
     return {
         "evaluate": sm.evaluate,
         "metric_name": sm.metric_name,
@@ -239,7 +240,7 @@ def _evaluate_kwargs(model: str) -> dict[str, Any]:
 
 def compute_sensitivity(model: str, spec: QuantSpec, mode: str, progress: Progress | None = None) -> pd.DataFrame:
     """``quantlib.layer_sensitivity`` of every layer of the sample model (its own private copy)."""
-    sm = data.sample(model)
+    sm = sources.sample(model)
     return layer_sensitivity(sm.model, spec, mode=mode, progress=progress, **_evaluate_kwargs(model))
 
 
@@ -247,7 +248,7 @@ def compute_sweep(
     model: str, spec: QuantSpec, bits: Sequence[int] = SWEEP_BITS, progress: Progress | None = None
 ) -> pd.DataFrame:
     """``quantlib.sensitivity_sweep``: every layer alone at every width in ``bits`` (the heatmap's table)."""
-    sm = data.sample(model)
+    sm = sources.sample(model)
     return sensitivity_sweep(sm.model, spec, bits=bits, progress=progress, **_evaluate_kwargs(model))
 
 
@@ -255,7 +256,7 @@ def compute_choice(
     model: str, spec: QuantSpec, sweep: pd.DataFrame, avg_bits: float, progress: Progress | None = None
 ) -> dict[str, Any]:
     """``quantlib.choose_bits`` under an average-bits budget, measured; as plain values for the page."""
-    sm = data.sample(model)
+    sm = sources.sample(model)
     res = choose_bits(
         sm.model,
         sweep,
@@ -283,7 +284,7 @@ def compute_choice(
 
 def compute_pareto(model: str, spec: QuantSpec, sweep: pd.DataFrame, progress: Progress | None = None) -> pd.DataFrame:
     """``quantlib.pareto_front``: measured size vs metric of greedy mixes and uniform 8 / 6 / 4 bits."""
-    sm = data.sample(model)
+    sm = sources.sample(model)
     return pareto_front(
         sm.model,
         sweep,
@@ -303,10 +304,10 @@ def compute_drift_sweep(
     """The task metric of the model quantized at each width of ``bits`` (the output-drift page's curve).
 
     ``scope`` is ``"all"`` (every layer) or ``"layer"`` (only ``layer``); the quantized models are the ones the
-    page's drift figures use (:func:`ui.data.build_quantized`, group sizes adapted per layer).
+    page's drift figures use (:func:`ui.compute.explorer.build_quantized`, group sizes adapted per layer).
     """
-    sm = data.sample(model)
-    chosen = [i.name for i in data.layers(model)] if scope == "all" else [layer]
+    sm = sources.sample(model)
+    chosen = [i.name for i in sources.layers(model)] if scope == "all" else [layer]
     values = []
     for i, b in enumerate(bits):
         if progress is not None:
@@ -346,7 +347,7 @@ def warm_workers() -> None:
         return
     _warmed.add(id(runner))
     try:
-        runner.submit(WARM_KEY, load_models, (data.model_names(),),
+        runner.submit(WARM_KEY, load_models, (sources.model_names(),),
                       label="Loading the sample models in the worker", estimate_s=15.0)
     except jobs.ServerBusy:
         pass
@@ -354,7 +355,7 @@ def warm_workers() -> None:
 
 def speed_inputs(model: str) -> tuple[Any, int]:
     """The first :data:`SPEED_BATCH` evaluation examples (a tensor or a tuple of tensors) and their count."""
-    x = data.sample(model).eval_inputs
+    x = sources.sample(model).eval_inputs
     if isinstance(x, torch.Tensor):
         return x[:SPEED_BATCH], int(x[:SPEED_BATCH].shape[0])
     sliced = tuple(t[:SPEED_BATCH] for t in x)
@@ -394,7 +395,7 @@ def compute_speed(model: str, repeats: int = 10, progress: Progress | None = Non
     Runs in a job worker (one torch thread, low priority, reported): the figures are this server's while the
     sessions of a class use it.
     """
-    sm = data.sample(model)
+    sm = sources.sample(model)
     inputs, n = speed_inputs(model)
     rep = compare_float_vs_int8_dynamic(sm.model, inputs, forward=call, warmup=2, repeats=repeats,
                                         include_fake_quant=True)
@@ -413,7 +414,7 @@ def speed_estimate(model: str) -> float:
     :func:`probe_seconds` (an evaluation plus a forward pass of the whole set) times that share on MiniLM
     (int8 is faster than float, and the timed calls run warm).
     """
-    x = data.sample(model).eval_inputs
+    x = sources.sample(model).eval_inputs
     total = int(x.shape[0]) if isinstance(x, torch.Tensor) else int(x[0].shape[0])
     share = min(1.0, SPEED_BATCH / max(total, 1))
     return 3 * 12 * probe_seconds(model) / 4 * share + 0.5
@@ -424,7 +425,7 @@ def speed_estimate(model: str) -> float:
 
 def _weight_specs(model: str, spec: QuantSpec) -> tuple[dict[str, QuantSpec], list[str]]:
     """Per-layer specs as the output-drift page sizes the model (a group size that fits each layer)."""
-    return data.weight_specs(model, [i.name for i in data.layers(model)], spec)
+    return data.weight_specs(model, [i.name for i in sources.layers(model)], spec)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -435,10 +436,10 @@ def size_view(model: str, key: str) -> dict[str, Any]:
     the asymmetric scheme, per block) and its float32 size. Parameters that are not a layer weight (biases,
     norms) stay float32 and are summed separately.
     """
-    sm = data.sample(model)
+    sm = sources.sample(model)
     spec = reductions.spec_from_key(key)
     specs, notes = _weight_specs(model, spec)
-    infos = {i.name: i for i in data.layers(model)}
+    infos = {i.name: i for i in sources.layers(model)}
     rows_q = size_breakdown(sm.model, specs)
     weight_params = {f"{name}.weight" if name else "weight": name for name in infos}
     layers, other_bytes, other_numel = [], 0, 0
@@ -501,7 +502,7 @@ def is_current(option: QuantSpec, spec: QuantSpec) -> bool:
 @st.cache_data(max_entries=64, show_spinner=False)
 def overhead_table(model: str, key: str) -> pd.DataFrame:
     """What one scale per tensor / channel / group costs for the whole model at the key's bits and scheme."""
-    sm = data.sample(model)
+    sm = sources.sample(model)
     spec = reductions.spec_from_key(key)
     float_total = model_size_bytes(sm.model)
     rows = []
@@ -528,43 +529,3 @@ def _blocks(spec: QuantSpec, row: Any) -> int:
     """Scales of one layer (from its overhead bytes: one float32 scale, plus a zero point if asymmetric)."""
     per_block = 4 + (math.ceil(spec.bits / 8) if spec.scheme == "asymmetric" else 0)
     return int(row.overhead_bytes // per_block)
-
-
-# --- selecting a layer from a chart -----------------------------------------------------------------------------
-
-
-def layer_from_selection(event: Any) -> str | None:
-    """The layer name a chart selection points at: the ``customdata`` of its first point (or None).
-
-    ``event`` is what ``st.plotly_chart(on_select=...)`` keeps in session state:
-    ``{"selection": {"points": [{"customdata": "fc2", ...}, ...], ...}}``.
-    """
-    if not isinstance(event, dict):
-        return None
-    selection = event.get("selection")
-    points = selection.get("points", []) if isinstance(selection, dict) else []
-    for point in points:
-        token = point.get("customdata") if isinstance(point, dict) else None
-        if isinstance(token, list):
-            token = token[0] if token else None
-        if isinstance(token, str):
-            return token
-    return None
-
-
-def set_sidebar_layer(token: str, tokens: Sequence[str]) -> None:
-    """Make ``token`` the sidebar's layer (ignored if it is not one of ``tokens``, this model's layers).
-
-    Call it as a widget callback: callbacks run before the script - and the sidebar's ``layer`` widget - run
-    again, the one moment Streamlit lets code set a widget's value. The widget is bound to the URL, so the
-    address bar and the share link follow.
-    """
-    if token in tokens:
-        st.session_state["layer"] = token
-
-
-def on_layer_click(chart_key: str, tokens: Sequence[str]) -> None:
-    """``on_select`` callback of a layer chart: the clicked bar's layer becomes the sidebar's layer."""
-    token = layer_from_selection(st.session_state.get(chart_key))
-    if token is not None:
-        set_sidebar_layer(token, tokens)

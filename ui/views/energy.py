@@ -16,11 +16,12 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from quantlib import QuantSpec, energy
-
-from . import analysis_data as ad
-from . import components, data, export_data, job_views, jobs
-from .analysis_figures import KEPT_FLOAT_COLOR
-from .figures import FLOAT_COLOR, QUANT_COLOR, axis_layout, f32, make_figure
+from ui import jobs, sources, widgets
+from ui.compute import analysis as ad
+from ui.compute import export as export_data
+from ui.figures.analysis import KEPT_FLOAT_COLOR
+from ui.figures.explorer import FLOAT_COLOR, QUANT_COLOR, axis_layout, f32, make_figure
+from ui.views import jobs as job_views
 
 FORMULA = (
     r"\begin{aligned}E \approx \sum_\ell \Big[&\mathrm{MACs}_\ell\,(E_{\times} + E_{+}) \\ "
@@ -37,7 +38,7 @@ def compute_counts(model: str, progress: Any = None) -> energy.Counts:
     """MACs and activation sizes of one example of ``model`` (job function: runs in a worker process)."""
     if progress is not None:
         progress(0, 1, "counting multiply-accumulates")
-    sm = data.sample(model)
+    sm = sources.sample(model)
     return energy.count_model(sm.model, sm.eval_inputs)
 
 
@@ -128,7 +129,7 @@ def section(model: str, spec: QuantSpec) -> None:
         counts_key(model), compute_counts, (model,), "Counting the multiply-accumulates…", lambda: 1.0, "", "",
         auto=True,
     )
-    infos = {i.name: i for i in data.layers(model)}
+    infos = {i.name: i for i in sources.layers(model)}
     plan, _ = export_data.sample_plan(model, spec)
     mixed, budget = _mixed_plan(model, spec)
     rows = settings(counts, infos, spec, plan, mixed)
@@ -179,7 +180,7 @@ def section(model: str, spec: QuantSpec) -> None:
 
 def safe_section(model: str, spec: QuantSpec) -> None:
     """:func:`section` with its failures in plain words (a busy server, a setting that does not fit)."""
-    with components.friendly_errors("estimate the energy of this model"):
+    with widgets.friendly_errors("estimate the energy of this model"):
         try:
             section(model, spec)
         except jobs.ServerBusy as busy:

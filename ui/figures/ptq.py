@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from .figures import (
+from ui.figures.explorer import (
     CURVE_COLORS,
     FLOAT_COLOR,
     GRID_COLOR,

@@ -18,10 +18,10 @@ import torch
 from quantlib import onnx_int8 as ox
 from quantlib.model import model_size_bytes, output_drift
 from quantlib.speed import dynamic_int8, measure_interleaved, quiet_torch_ao
-
-from . import analysis_data as ad
-from . import analysis_figures as af
-from . import components, data, job_views, jobs
+from ui import jobs, sources, widgets
+from ui.compute import analysis as ad
+from ui.figures import analysis as af
+from ui.views import jobs as job_views
 
 #: The sample models ONNX Runtime's static quantization runs on here (the issue's three, plus the small two).
 MODELS = ("tiny-linear", "digits-mlp", "digits-cnn", "minilm", "recsys")
@@ -43,7 +43,7 @@ def compute(model: str, progress: Any = None) -> dict[str, Any]:
     """Export ``model`` to ONNX, quantize it statically with ONNX Runtime, and compare it with float, quantlib's
     simulation and torch.ao dynamic int8: task metric, latency, size, and the differences between them."""
     step = (lambda i, msg: progress(i, 5, msg)) if progress is not None else (lambda i, msg: None)
-    sm = data.sample(model)
+    sm = sources.sample(model)
     names = ox.input_names(sm.eval_inputs)
     with tempfile.TemporaryDirectory(prefix="qe-ort-") as tmp:
         f32_path, int8_path = str(Path(tmp) / "float.onnx"), str(Path(tmp) / "int8.onnx")
@@ -134,10 +134,10 @@ def table(res: dict[str, Any]) -> pd.DataFrame:
         rows.append(
             {
                 "variant": label,
-                res["metric_name"]: components.fmt(res["metrics"][k]),
+                res["metric_name"]: widgets.fmt(res["metrics"][k]),
                 "median ms": f"{t['median_ms']:.3g}",
                 "p10-p90 ms": f"{t['p10_ms']:.3g} - {t['p90_ms']:.3g}",
-                "size": components.human_bytes(res["sizes"][k]),
+                "size": widgets.human_bytes(res["sizes"][k]),
             }
         )
     return pd.DataFrame(rows)
@@ -173,9 +173,9 @@ def section(model: str) -> None:
         f"{res['examples']} examples per call, median of {t['repeats']} calls, the variants taking turns, "
         f"{t['threads']} thread; {job_views.computed_note(key(model)) or 'measured on this server'}.",
         f"ONNX Runtime's float model reproduces PyTorch's outputs to {d['ort_float_max_abs']:.2g}.",
-        f"Output SQNR against float: ONNX Runtime int8 {components.fmt(d['int8_vs_float_db'], 3)} dB, quantlib's "
-        f"simulation {components.fmt(d['sim_vs_float_db'], 3)} dB; int8 against the simulation "
-        f"{components.fmt(d['int8_vs_sim_db'], 3)} dB"
+        f"Output SQNR against float: ONNX Runtime int8 {widgets.fmt(d['int8_vs_float_db'], 3)} dB, quantlib's "
+        f"simulation {widgets.fmt(d['sim_vs_float_db'], 3)} dB; int8 against the simulation "
+        f"{widgets.fmt(d['int8_vs_sim_db'], 3)} dB"
         + (f", same top-1 class on {100 * d['int8_vs_sim_top1']:.1f} % of examples" if d["int8_vs_sim_top1"] is not None else "")
         + ". They do not quantize at the same points (ONNX Runtime around the inputs and outputs of each `Conv` / "
         "`MatMul` / `Gemm`, before a separate bias `Add`; quantlib at each layer's input and output, after its "
@@ -199,7 +199,7 @@ def section(model: str) -> None:
 
 
 def safe_section(model: str) -> None:
-    with components.friendly_errors("run this model on ONNX Runtime"):
+    with widgets.friendly_errors("run this model on ONNX Runtime"):
         try:
             section(model)
         except jobs.ServerBusy as busy:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
-from .figures import (
+from ui.figures.explorer import (
     BEST_COLOR,
     CLIP_COLOR,
     ERROR_COLOR,

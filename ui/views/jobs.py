@@ -14,7 +14,7 @@ from typing import Any
 
 import streamlit as st
 
-from . import jobs
+from ui import jobs
 
 #: Work estimated to take less than this starts as soon as the page opens; longer work waits for a click.
 AUTO_RUN_SECONDS = 2.5

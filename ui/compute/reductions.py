@@ -1,6 +1,6 @@
 """Per-tensor reductions shared by sample models and uploaded files: cache keys, budgets, the explorer's view.
 
-Pure and uncached (no Streamlit): :mod:`ui.data` caches them for the sample models, :mod:`ui.upload` keeps an
+Pure and uncached (no Streamlit): :mod:`ui.compute.explorer` caches them for the sample models, :mod:`ui.compute.upload` keeps an
 uploaded file's in its session's memo. Both build on this module, so neither has to import the other to share
 them.
 """

@@ -35,8 +35,8 @@ from quantlib import QuantSpec, fake_quant, quantize
 from quantlib.model import LayerInfo, call, layer_spec, layer_weight, weight_view
 from quantlib.qat import QATProgress, prepare_qat, qat_layers, train_qat
 from quantlib.walkthrough import ValueTrace, integer_linear, mse_formula, rule_of_thumb_sqnr
-
-from . import data, jobs, reductions
+from ui import jobs, sources
+from ui.compute import explorer, reductions
 
 # --- PTQ vs QAT ---------------------------------------------------------------------------------------------
 
@@ -74,17 +74,17 @@ REPORTS_PER_EPOCH: dict[str, int] = {"recsys": 2}
 
 
 def plan_for(model: str) -> TrainPlan:
-    return TrainPlan(data.sample(model).train_batch_size, REPORTS_PER_EPOCH.get(model, 4))
+    return TrainPlan(sources.sample(model).train_batch_size, REPORTS_PER_EPOCH.get(model, 4))
 
 
 def can_train(model: str) -> bool:
     """Whether the sample model has a training split and a loss (digits-mlp, digits-cnn, recsys)."""
-    return data.sample(model).can_train
+    return sources.sample(model).can_train
 
 
 def no_train_reason(model: str) -> str:
     """Why ``model`` has no QAT here, in plain words."""
-    return data.sample(model).no_train_reason or "it comes without a training split in this app"
+    return sources.sample(model).no_train_reason or "it comes without a training split in this app"
 
 
 def clamp_bits(bits: int) -> int:
@@ -233,22 +233,22 @@ def ptq_metric(model: str, target: str, key: str) -> float:
 
     The same quantized model as the output-drift page builds (group sizes adapted per layer the same way).
     """
-    sm = data.sample(model)
-    names = [i.name for i in data.layers(model)]
-    quantized, _ = data.build_quantized(model, names, target, reductions.spec_from_key(key))
+    sm = sources.sample(model)
+    names = [i.name for i in sources.layers(model)]
+    quantized, _ = explorer.build_quantized(model, names, target, reductions.spec_from_key(key))
     return float(sm.evaluate(quantized)[sm.metric_name])
 
 
 def float_metric(model: str) -> float:
-    sm = data.sample(model)
+    sm = sources.sample(model)
     return float(sm.float_metrics[sm.metric_name])
 
 
 def _weight_specs(settings: RunSettings) -> tuple[dict[str, QuantSpec] | None, QuantSpec | None, list[str]]:
     """Per-layer weight specs (None when only activations are trained quantized), the activation spec, notes."""
     spec = settings.spec
-    names = [i.name for i in data.layers(settings.model)]
-    wspecs, notes = (None, []) if settings.target == "activations" else data.weight_specs(settings.model, names, spec)
+    names = [i.name for i in sources.layers(settings.model)]
+    wspecs, notes = (None, []) if settings.target == "activations" else explorer.weight_specs(settings.model, names, spec)
     act = spec if settings.target in ("activations", "both") else None
     return wspecs, act, notes
 
@@ -295,7 +295,7 @@ def train_run(settings: RunSettings, progress: jobs.Progress) -> QATRun | None:
       before the first step (nothing trained, nothing to keep);
     - a diverging loss (``ValueError``) or any other error propagates to the page's plain message.
     """
-    sm = data.sample(settings.model)
+    sm = sources.sample(settings.model)
     plan = plan_for(settings.model)
     wspecs, act, notes = _weight_specs(settings)
     points: list[Point] = []
@@ -349,8 +349,8 @@ def _finished(
     settings: RunSettings, status: str, qat_model: torch.nn.Module, wspecs: dict[str, QuantSpec] | None,
     points: list[Point], shape: list[int], notes: list[str],
 ) -> QATRun:
-    sm = data.sample(settings.model)
-    codes = layer_codes(sm.model, qat_model, wspecs or {}, data.layers(settings.model))
+    sm = sources.sample(settings.model)
+    codes = layer_codes(sm.model, qat_model, wspecs or {}, sources.layers(settings.model))
     last = points[-1]
     return QATRun(
         settings, status, steps_per_epoch=shape[0], total_steps=shape[1],
@@ -408,7 +408,7 @@ def tiny_linear_paths(bits: int, input_scheme: str) -> dict[str, Any]:
 
     The ranges are calibrated on the whole batch, as an inference engine calibrates them once, not per input.
     """
-    sm = data.sample("tiny-linear")
+    sm = sources.sample("tiny-linear")
     layer = sm.model.linear
     x = sm.eval_inputs
     r = integer_linear(layer.weight.detach(), layer.bias.detach(), x, bits=bits, input_scheme=input_scheme)
@@ -449,11 +449,11 @@ def tiny_linear_paths(bits: int, input_scheme: str) -> dict[str, Any]:
     }
 
 
-@data.model_cache(max_entries=128)
+@sources.model_cache(max_entries=128)
 def mse_terms(model: str, layer: str, kind: str, key: str) -> dict[str, Any]:
     """The MSE of one tensor written out: its first terms, N, the sum and the result (never the tensor)."""
-    spec = data.spec_for(model, layer, kind, reductions.spec_from_key(key))
-    x = data.tensor_for(model, layer, kind, spec)
+    spec = sources.spec_for(model, layer, kind, reductions.spec_from_key(key))
+    x = sources.tensor_for(model, layer, kind, spec)
     reductions.check_view_budget(x, spec)  # refused up front, in plain words, when over the budget (quantlib.budget)
     x_hat = fake_quant(x, spec)
     xf = x.detach().reshape(-1).to(torch.float64)

@@ -15,18 +15,17 @@ browser stays small whatever the tensor size.
 
 **Budgets.** Every computation a link or an upload can start here is priced first by :mod:`quantlib.budget`
 (from shapes and the spec alone) and refused with its plain-words ``BudgetExceeded`` (a ``ValueError``, shown by
-``ui.components.friendly_errors``) when its settings would take more than the interactive budget - before any
+``ui.widgets.friendly_errors``) when its settings would take more than the interactive budget - before any
 allocation, in well under 0.1 s. The refusal is not cached: it is as cheap to give again.
 
-**An uploaded file as a model.** The sidebar offers :data:`UPLOAD_MODEL` in a session that loaded a file on the
+**An uploaded file as a model.** The sidebar offers :data:`ui.sources.UPLOAD_MODEL` in a session that loaded a file on the
 "Your model" page: its tensors are the layers. Such a file belongs to that session alone, so it never reaches a
-shared cache: the functions that read a layer's tensor are declared with :func:`model_cache`, which uses
-``st.cache_data`` for sample models and the session's own memo (``ui.upload.memo``) for the file.
+shared cache: the functions that read a layer's tensor are declared with :func:`ui.sources.model_cache`, which uses
+``st.cache_data`` for sample models and the session's own memo (``ui.compute.upload.memo``) for the file.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 import time
@@ -38,7 +37,6 @@ import pandas as pd
 import streamlit as st
 import torch
 
-import sample_models
 from quantlib import (
     QuantSpec,
     budget,
@@ -50,28 +48,16 @@ from quantlib import (
 from quantlib.layout import fitted_group_size
 from quantlib.model import (
     ACTIVATION_SAMPLE_VALUES,
-    LayerInfo,
     activation_spec,
-    capture_activations,
     layer_spec,
-    layer_weight,
-    list_layers,
     model_size_bytes,
     output_drift,
     quantize_model,
     quantize_weights,
-    weight_view,
     weight_view_shape,
 )
-
-from . import text, upload
-from .reductions import (
-    CURVE_DOING,
-    check_budget,
-    check_view_budget,
-    reduce_view,
-    spec_from_key,
-)
+from ui import sources, text
+from ui.compute.reductions import CURVE_DOING, check_budget, check_view_budget, reduce_view, spec_from_key
 
 #: Per-channel / per-group charts show at most this many blocks (evenly spaced after sorting by range).
 MAX_BLOCKS = 256
@@ -82,9 +68,6 @@ SWEEP_BITS: tuple[int, ...] = (2, 3, 4, 5, 6, 8, 12, 16)
 #: MSE / entropy calibration re-runs at every bit width; on tensors larger than this the error curves use an
 #: evenly spaced subset of rows so the page stays interactive.
 CURVE_MAX_VALUES = 1 << 18
-#: The sidebar's model entry (and URL value) for the file this session loaded on the "Your model" page.
-UPLOAD_MODEL = "your-file"
-
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -99,182 +82,6 @@ def configure_torch() -> None:
     threads = int(os.environ.get("QE_TORCH_THREADS", "1"))
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
-
-
-# --- models and tensors (shared objects) ---------------------------------------------------------------------
-
-
-@st.cache_data(max_entries=1, show_spinner=False)
-def model_names() -> list[str]:
-    return sample_models.names()
-
-
-@st.cache_resource(show_spinner="Loading the sample model…")
-def sample(name: str) -> sample_models.SampleModel:
-    """The shared sample model (also cached by ``sample_models.load``): read it, never modify it."""
-    return sample_models.load(name)
-
-
-# --- this session's uploaded file as a model -------------------------------------------------------------------
-
-
-def is_upload(model: str) -> bool:
-    return model == UPLOAD_MODEL
-
-
-def _loaded_upload() -> Any:
-    """This session's readable file (a ``ui.upload.Upload``), or None."""
-    up = upload.current(st.session_state)
-    return up if up is not None and up.ok else None
-
-
-def session_upload() -> Any:
-    """This session's loaded file, or a plain ValueError when there is none."""
-    up = _loaded_upload()
-    if up is None:
-        raise ValueError("no model file is loaded in this browser session: load one on the 📤 Your model page")
-    return up
-
-
-def has_session_upload() -> bool:
-    return _loaded_upload() is not None
-
-
-def _file_tensor(layer: str, spec: QuantSpec) -> tuple[torch.Tensor, Any]:
-    """Tensor ``layer`` of this session's file and the ``ui.upload.Plan`` that fits ``spec`` to it (a plain
-    ValueError when it cannot)."""
-
-    t = session_upload().tensors[layer]
-    p = upload.plan(layer, tuple(t.shape), spec)
-    # A file's tensor may be too big to look at even at the plainest setting: say so before anything is computed.
-    plain = budget.view_cost(p.shape, budget.plain(p.spec))
-    budget.require(plain, plain, p.shape, budget.plain(p.spec))  # refused only beyond MAX_BYTES / MAX_SECONDS
-    return t, p
-
-
-def model_cache(max_entries: int) -> Callable[[F], F]:
-    """``st.cache_data(max_entries)`` for a function of ``(model, *strings)``, except for :data:`UPLOAD_MODEL`.
-
-    A sample model's results are shared by every session (keyed by strings). An uploaded file's are remembered in
-    the uploading session only, keyed by the upload's token (new for every file read), so a result of one file
-    is never served for another, nor to another session.
-    """
-
-    def decorate(fn: F) -> F:
-        shared = st.cache_data(max_entries=max_entries, show_spinner=False)(fn)
-
-        @functools.wraps(fn)
-        def call(model: str, *args: Any) -> Any:
-            if is_upload(model):
-
-                up = session_upload()
-                return upload.memo(st.session_state, (up.token, fn.__qualname__, *args), lambda: fn(model, *args))
-            return shared(model, *args)
-
-        call.clear = shared.clear  # type: ignore[attr-defined]
-        return call  # type: ignore[return-value]
-
-    return decorate
-
-
-@model_cache(max_entries=16)
-def layers(model: str) -> list[LayerInfo]:
-    """The quantizable layers of a sample model, in module order; an uploaded file's tensors, in file order
-    (per-channel along axis 0, the output channel of Linear and Conv weights)."""
-    if is_upload(model):
-        return [
-            LayerInfo(r["name"], r["kind"], tuple(r["shape"]), int(r["numel"]), 0)
-            for r in session_upload().tensors.rows()
-        ]
-    return list_layers(sample(model).model)
-
-
-def layer_info(model: str, layer: str) -> LayerInfo:
-    for info in layers(model):
-        if info.name == layer:
-            return info
-    raise ValueError(f"{model} has no layer named {text.code_span(text.shorten(layer, 80))}")
-
-
-@st.cache_resource(max_entries=8, show_spinner="Running the calibration inputs through the model…")
-def _activations(model: str, layer: str) -> torch.Tensor:
-    """Float input activations of ``layer`` on the model's calibration inputs (shared: read only)."""
-    sm = sample(model)
-    return capture_activations(sm.model, layer, sm.calibration_inputs)
-
-
-def has_float_activations(model: str, layer: str) -> bool:
-    """False for layers fed integer ids (embedding tables): there is nothing to quantize at their input; and for
-    an uploaded file, which holds weights and no code to run."""
-    if is_upload(model):
-        return False
-    if layer_info(model, layer).kind in ("Embedding", "EmbeddingBag"):
-        return False  # known without running the model (MiniLM's copy for capturing takes a second)
-    return bool(_activations(model, layer).is_floating_point())
-
-
-def activations_missing_note(model: str, layer: str, kind: str, extra: str = "") -> bool:
-    """Show why an embedding table has no float activations and return True, when ``kind`` asks for them."""
-    if kind != "activations" or has_float_activations(model, layer):
-        return False
-    if is_upload(model):
-        st.info(
-            "An uploaded file holds weights only: activations exist only while a model runs on inputs, and a file "
-            "of weights has no code to run. Showing what its weights can show.",
-            icon="ℹ️",
-        )
-        return True
-    token = layer if layer else "root"
-    st.info(
-        f"`{token}` is an embedding table: its input is integer ids, so there are no float activations to "
-        f"quantize{extra}.",
-        icon="ℹ️",
-    )
-    return True
-
-
-def tensor_for(model: str, layer: str, kind: str, spec: QuantSpec) -> torch.Tensor:
-    """The tensor a page analyses: the layer's weight (conv weights as ``(out, in·kh·kw)`` for per-group, as
-    ``quantlib.model`` groups them) or its input activations. An uploaded tensor comes in the shape
-    ``ui.upload.plan`` analyses it in."""
-    if is_upload(model):
-
-        if kind != "weights":
-            raise ValueError("an uploaded file holds weights only: it has no activations")
-        return upload.analysed_tensor(*_file_tensor(layer, spec))
-    if kind == "weights":
-        return weight_view(layer_weight(sample(model).model, layer), spec)
-    act = _activations(model, layer)
-    if not act.is_floating_point():
-        raise ValueError(
-            f"{layer or 'this layer'} looks up rows by integer id: its input has no float activations to quantize"
-        )
-    return act
-
-
-def spec_for(model: str, layer: str, kind: str, spec: QuantSpec) -> QuantSpec:
-    """The spec as ``quantlib.model`` applies it: weights per-channel along the layer's output axis,
-    activations with one static range per tensor."""
-    if kind == "activations":
-        return activation_spec(spec)
-    if is_upload(model):
-        return _file_tensor(layer, spec)[1].spec
-    info = layer_info(model, layer)
-    return spec.replace(axis=info.channel_axis) if spec.granularity == "channel" else spec
-
-
-def file_notes(model: str, layer: str, spec: QuantSpec) -> tuple[str, ...]:
-    """For a tensor of an uploaded file: how the spec was fitted to it (a file does not say what a tensor is, so
-    per-channel runs along axis 0 and per-group flattens kernels). Empty for sample models."""
-    return _file_tensor(layer, spec)[1].notes if is_upload(model) else ()
-
-
-def feature_axis(model: str, layer: str, kind: str) -> int:
-    """The axis the per-channel chart splits along: output channels of a weight, features of an activation."""
-    if kind == "weights":
-        return layer_info(model, layer).channel_axis
-    act = _activations(model, layer)
-    return 1 if act.dim() == 4 else act.dim() - 1  # NCHW for conv inputs, features last otherwise
 
 
 # --- the tensor explorer ------------------------------------------------------------------------------------
@@ -302,19 +109,19 @@ def _channel_rows(x: torch.Tensor, axis: int) -> torch.Tensor:
     return x.movedim(axis, 0).reshape(x.shape[axis], -1)
 
 
-@model_cache(max_entries=128)
+@sources.model_cache(max_entries=128)
 def tensor_view(model: str, layer: str, kind: str, key: str) -> dict[str, Any]:
     """Everything the tensor explorer draws for one layer's tensor and one spec: :func:`reduce_view` plus
     per-block ranges and errors (per-channel ranges under a per-tensor spec, to show what one shared range
     costs the narrow channels)."""
-    spec = spec_for(model, layer, kind, spec_from_key(key))
-    x = tensor_for(model, layer, kind, spec)
+    spec = sources.spec_for(model, layer, kind, spec_from_key(key))
+    x = sources.tensor_for(model, layer, kind, spec)
     view, rep = reduce_view(x, spec)
 
     # Blocks: the spec's own (channels / groups), or the channels of the tensor under a shared range.
     if spec.granularity == "tensor":
-        rows = _channel_rows(x.detach().to(torch.float32), feature_axis(model, layer, kind))
-        rows_hat = _channel_rows(rep.x_hat.to(torch.float32), feature_axis(model, layer, kind))
+        rows = _channel_rows(x.detach().to(torch.float32), sources.feature_axis(model, layer, kind))
+        rows_hat = _channel_rows(rep.x_hat.to(torch.float32), sources.feature_axis(model, layer, kind))
         bmin, bmax = torch.aminmax(rows, dim=1)
         bmse = (rows_hat - rows).double().square().mean(dim=1)
         n = rows.shape[0]
@@ -353,31 +160,31 @@ def _curve_sample(x: torch.Tensor, spec: QuantSpec) -> tuple[torch.Tensor, str |
     return sub, f"{idx.numel()} of {n_rows} rows, evenly spaced"
 
 
-@model_cache(max_entries=256)
+@sources.model_cache(max_entries=256)
 def curve(model: str, layer: str, kind: str, key: str) -> tuple[pd.DataFrame, str | None]:
     """``quantlib.error_curve`` over bits 2-16 for one scheme × granularity (the key's bits are ignored)."""
-    spec = spec_for(model, layer, kind, spec_from_key(key))
-    x = tensor_for(model, layer, kind, spec)
+    spec = sources.spec_for(model, layer, kind, spec_from_key(key))
+    x = sources.tensor_for(model, layer, kind, spec)
     sample_x, note = _curve_sample(x, spec)
     check_budget(budget.curve_cost, sample_x, spec, CURVE_DOING)  # what is computed: the sample, at 15 widths
     return error_curve(sample_x, spec), note
 
 
-@model_cache(max_entries=128)
+@sources.model_cache(max_entries=128)
 def point(model: str, layer: str, kind: str, key: str) -> dict[str, float]:
     """MSE and SQNR of one spec on the whole tensor (fp8 / nf4 points on the curves chart)."""
-    spec = spec_for(model, layer, kind, spec_from_key(key))
-    x = tensor_for(model, layer, kind, spec)
+    spec = sources.spec_for(model, layer, kind, spec_from_key(key))
+    x = sources.tensor_for(model, layer, kind, spec)
     check_view_budget(x, spec)
     rep = summarize(x, spec)
     return {"bits": spec.bits, "mse": rep.mse, "sqnr_db": rep.sqnr_db}
 
 
-@model_cache(max_entries=128)
+@sources.model_cache(max_entries=128)
 def clip_curve(model: str, layer: str, kind: str, key: str) -> tuple[pd.DataFrame, float]:
     """MSE vs clip ratio at the key's bit width, and the ratio the key's calibration method picks."""
-    spec = spec_for(model, layer, kind, spec_from_key(key))
-    x = tensor_for(model, layer, kind, spec)
+    spec = sources.spec_for(model, layer, kind, spec_from_key(key))
+    x = sources.tensor_for(model, layer, kind, spec)
     check_budget(budget.clip_curve_cost, x, spec, f"the error-vs-clipping curve over {budget.CLIP_SWEEP_RATIOS} ratios")
     return clip_sweep(x, spec), calibrated_clip_ratio(x, spec)
 
@@ -388,7 +195,7 @@ def clip_curve(model: str, layer: str, kind: str, key: str) -> tuple[pd.DataFram
 @st.cache_data(max_entries=8, show_spinner="Running the float model…")
 def reference_outputs(model: str) -> torch.Tensor:
     """The float model's outputs on the evaluation inputs (the drift reference)."""
-    sm = sample(model)
+    sm = sources.sample(model)
     return sm.run(sm.model).detach().clone()
 
 
@@ -399,7 +206,7 @@ def weight_specs(model: str, layers_: list[str], spec: QuantSpec) -> tuple[dict[
     (or per-channel when none is), rather than refusing to quantize the whole model.
     """
     out, notes = {}, []
-    for info in layers(model):
+    for info in sources.layers(model):
         if info.name not in layers_:
             continue
         s = spec
@@ -418,7 +225,7 @@ def model_cost(model: str, wspecs: dict[str, QuantSpec], target: str, spec: Quan
     """Calibration and fake quant of every chosen layer, one after the other: the weights at their own spec, and
     for activations one per-tensor range on the recorded sample (at most ``ACTIVATION_SAMPLE_VALUES`` values,
     input and output) of each layer. Running the model costs the same whatever the settings, so it is left out."""
-    infos = {i.name: i for i in layers(model)}
+    infos = {i.name: i for i in sources.layers(model)}
     steps = []
     for name, s in wspecs.items():
         info = infos[name]
@@ -437,7 +244,7 @@ def check_model_budget(model: str, wspecs: dict[str, QuantSpec], target: str, sp
     plain = {name: budget.plain(s) for name, s in wspecs.items()}
     baseline = model_cost(model, plain, target, budget.plain(spec))
     n = len(wspecs)
-    values = sum(layer_info(model, name).numel for name in wspecs)
+    values = sum(sources.layer_info(model, name).numel for name in wspecs)
     gran = {"tensor": "per-tensor", "channel": "per-channel", "group": "per-group"}[spec.granularity]
     what = f"{gran} {spec.calibration} calibration of {n} {'layer' if n == 1 else 'layers'} ({values:,} weights)"
     if target == "activations":
@@ -447,7 +254,7 @@ def check_model_budget(model: str, wspecs: dict[str, QuantSpec], target: str, sp
 
 def build_quantized(model: str, layers_: list[str], target: str, spec: QuantSpec) -> tuple[torch.nn.Module, list[str]]:
     """A quantized *copy* of the sample model (weights, activations or both of ``layers_``)."""
-    sm = sample(model)
+    sm = sources.sample(model)
     wspecs, notes = weight_specs(model, layers_, spec)
     check_model_budget(model, wspecs, target, spec)
     if target == "weights":
@@ -481,9 +288,9 @@ def drift_point(model: str, scope: str, layer: str, target: str, key: str) -> di
     bit widths can run without asking).
     """
     start = time.perf_counter()
-    sm = sample(model)
+    sm = sources.sample(model)
     spec = spec_from_key(key)
-    chosen = [i.name for i in layers(model)] if scope == "all" else [layer]
+    chosen = [i.name for i in sources.layers(model)] if scope == "all" else [layer]
     quantized, notes = build_quantized(model, chosen, target, spec)
     outputs = sm.run(quantized)
     reference = reference_outputs(model)

@@ -1,7 +1,7 @@
 """Page pieces for an uploaded file, shared by the "Your model" and "Size & speed" pages.
 
-Like :mod:`ui.upload`, nothing here caches in a place other sessions can reach: the numbers come from
-``ui.upload`` functions that memoize in the uploading session.
+Like :mod:`ui.compute.upload`, nothing here caches in a place other sessions can reach: the numbers come from
+``ui.compute.upload`` functions that memoize in the uploading session.
 """
 
 from __future__ import annotations
@@ -11,9 +11,8 @@ from typing import Any
 import streamlit as st
 
 from quantlib import QuantSpec
-
-from . import upload
-from .components import human_bytes
+from ui.compute import upload
+from ui.widgets import human_bytes
 
 
 def table_height(n: int) -> int:
@@ -24,7 +23,7 @@ def table_height(n: int) -> int:
 def size_section(up: Any, spec: QuantSpec, max_rows: int = 1000) -> None:
     """The whole file stored at ``spec``: totals against float, and one row per tensor (the first ``max_rows``).
 
-    ``up`` is this session's ``ui.upload.Upload``. Every tensor is counted, including biases and norms.
+    ``up`` is this session's ``ui.compute.upload.Upload``. Every tensor is counted, including biases and norms.
     """
     sizes, totals = upload.storage_table(up.tensors, spec)
     c = st.columns(4)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from .figures import (
+from ui.figures.explorer import (
     BEST_COLOR,
     ERROR_COLOR,
     FLOAT_COLOR,
@@ -53,13 +53,13 @@ def _rows_height(n: int, minimum: int = 200) -> int:
 
 
 def _top_axis_figure(data: list[Trace], title: str, height: int, legend: bool = True, **layout: Any) -> go.Figure:
-    """:func:`ui.figures.make_figure` with the x axes at the top, where a tall chart of many layers is read first.
+    """:func:`ui.figures.explorer.make_figure` with the x axes at the top, where a tall chart of many layers is read first.
 
     The top margin grows by :data:`TOP_AXIS_PX` so the axis title does not run into the figure title (built
     in one call, like every figure here: no update_layout re-validation).
     """
     rows = -(-legend_entries(data) // 2) if legend else 0
-    top = 42 + 22 * rows + TOP_AXIS_PX  # ui.figures.make_figure's title + legend room, plus the axis
+    top = 42 + 22 * rows + TOP_AXIS_PX  # ui.figures.explorer.make_figure's title + legend room, plus the axis
     return make_figure(data, title, height + TOP_AXIS_PX, legend=legend,
                    margin={"l": 10, "r": 10, "t": top, "b": 10}, **layout)
 

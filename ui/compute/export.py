@@ -26,8 +26,9 @@ from quantlib.export import (
     to_compressed_tensors,
 )
 from quantlib.model import LayerInfo, weight_storage
-
-from . import data, reductions
+from ui import sources
+from ui.compute import explorer as data
+from ui.compute import reductions
 
 #: Finished files kept for everyone (the per-key lock makes 40 clicks one export). MiniLM at 4 bits is ~15 MB.
 CACHED_FILES = 4
@@ -35,8 +36,8 @@ CACHED_FILES = 4
 
 def sample_plan(model: str, spec: QuantSpec) -> tuple[dict[str, QuantSpec], list[str]]:
     """Every layer of a sample model at ``spec``, with group sizes fitted per layer as Output drift fits them
-    (:func:`ui.data.weight_specs`), and notes on what was fitted."""
-    names = [i.name for i in data.layers(model)]
+    (:func:`ui.compute.explorer.weight_specs`), and notes on what was fitted."""
+    names = [i.name for i in sources.layers(model)]
     return data.weight_specs(model, names, spec)
 
 
@@ -62,7 +63,7 @@ def _check_cost(p: ExportPlan, baseline: ExportPlan, spec: QuantSpec) -> None:
 def check(model: str, plan: Mapping[str, QuantSpec]) -> ExportPlan:
     """The export plan of a sample model, refused in plain words (``ValueError`` / ``BudgetExceeded``) when
     compressed-tensors cannot hold a setting or the export is over the interactive budget."""
-    m = data.sample(model).model
+    m = sources.sample(model).model
     p = plan_export(m, dict(plan))
     if p.quantized:
         _check_cost(p, plan_export(m, _plain(plan)), next(iter(p.quantized.values())))
@@ -74,7 +75,7 @@ def sample_file(model: str, recipe_text: str) -> bytes:
     """The compressed-tensors file of a sample model quantized by a recipe (shared by everyone who asks)."""
     data.configure_torch()
     plan = recipe.from_json(recipe_text).layers
-    return to_compressed_tensors(data.sample(model).model, plan, recipe_json=recipe_text)
+    return to_compressed_tensors(sources.sample(model).model, plan, recipe_json=recipe_text)
 
 
 def file_size(p: ExportPlan, state: Mapping[str, torch.Tensor]) -> tuple[int, int]:
@@ -99,9 +100,9 @@ def file_size(p: ExportPlan, state: Mapping[str, torch.Tensor]) -> tuple[int, in
 
 def upload_plan(tensors: Mapping[str, torch.Tensor], spec: QuantSpec) -> dict[str, QuantSpec]:
     """The spec each weight of an uploaded file (a tensor of 2 or more dimensions named ``...weight``) is stored
-    with: ``ui.upload.storage_spec``, the size table's rule (group sizes fitted to the rows). Biases and norms
+    with: ``ui.compute.upload.storage_spec``, the size table's rule (group sizes fitted to the rows). Biases and norms
     stay as they are and are not listed."""
-    from . import upload
+    from ui.compute import upload
 
     return {
         name: upload.storage_spec(tuple(int(d) for d in t.shape), spec)[0]
@@ -153,14 +154,14 @@ def summary(p: ExportPlan, size: tuple[int, int]) -> dict[str, Any]:
 WIRE_VALUES = 16
 
 
-@data.model_cache(max_entries=64)
+@sources.model_cache(max_entries=64)
 def wire_view(model: str, layer: str, key: str) -> dict[str, Any]:
     """The layer's first values as codes, the bytes they pack into, what unpacks, and the storage of the whole
     tensor: codes, scales and zero points per block. Integer grids of 1-8 bits and nf4 pack; fp8 is a byte
     per code; wider integer codes are stored in 16 bits."""
     spec = reductions.spec_from_key(key)
-    x = data.tensor_for(model, layer, "weights", spec)
-    s = data.spec_for(model, layer, "weights", spec)
+    x = sources.tensor_for(model, layer, "weights", spec)
+    s = sources.spec_for(model, layer, "weights", spec)
     reductions.check_view_budget(x, s)
     qt = quantize(x, s)
     n = min(WIRE_VALUES, x.numel())

@@ -1,0 +1,1 @@
+"""Cached computations per page family: reductions of tensors and models to small arrays, no drawing."""

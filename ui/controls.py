@@ -1,0 +1,400 @@
+"""The sidebar's shared controls and the pages' own bound controls; the resolved settings of a run.
+
+Constraints between controls are encoded in the widgets' options, so Streamlit's own validation enforces them
+and a bad combination in a link is reported like any other bad value (:mod:`ui.links`): fp8 / nf4 offer only
+the symmetric scheme and nearest rounding (and switch the bit slider off), and the group-size choices are the
+divisors of the chosen layer's row length.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import streamlit as st
+
+from quantlib import QuantSpec
+from quantlib.layout import group_sizes_for
+from quantlib.model import LayerInfo
+from quantlib.spec import (
+    CALIBRATIONS,
+    FIXED_BITS,
+    FORMATS,
+    GRANULARITIES,
+    MAX_BITS,
+    MIN_BITS,
+    ROUNDINGS,
+    SCHEMES,
+)
+from ui import sources
+from ui.text import escape_markdown
+
+#: The shared controls, in sidebar order; each is a widget key and the query parameter of the same name.
+PARAMS: tuple[str, ...] = (
+    "model",
+    "layer",
+    "target",
+    "format",
+    "bits",
+    "scheme",
+    "granularity",
+    "group_size",
+    "calibration",
+    "percentile",
+    "rounding",
+)
+#: Page-local controls that are bound to the URL too (a shared link reproduces them on their page).
+PAGE_PARAMS: dict[str, str] = {
+    "log": "true or false",
+    "only_layer": "true or false",
+    "sens_view": "one of the three views of the sensitivity page",
+    "avg_bits": "a number of bits per weight from 2 to 8",
+    "epochs": "a whole number of QAT epochs from 1 to 10",
+    "lr": "one of the learning rates 0.0001, 0.0003, 0.001, 0.003, 0.01",
+    "x": "a finite number",
+    "lo": "a finite number: the low end of the range",
+    "hi": "a finite number: the high end of the range",
+    "example": "the number of one of tiny-linear's evaluation inputs, from 0",
+    "algos": "a comma list of gptq, awq, smoothquant, adaround, bias, cle, cle_bias",
+    "sq_alpha": "one of the SmoothQuant strengths 0.25, 0.5, 0.75, 0.85",
+}
+
+TARGETS: tuple[str, ...] = ("weights", "activations", "both")
+DEFAULT_MODEL = "digits-mlp"
+DEFAULT_BITS = 8
+DEFAULT_PERCENTILE = 99.99
+DEFAULT_GROUP_SIZE = 64
+#: Layers above this size are not picked as a default: the first view should be quick.
+_DEFAULT_LAYER_MAX_NUMEL = 1_000_000
+#: ``list_layers`` names a model that *is* a single layer ``""``; an empty URL value reads as "no value", so the
+#: URL and the menu call it this instead.
+ROOT_LAYER_TOKEN = "root"
+
+_CONTROLS_KEY = "_qe_controls"
+_PAGE_KEYS = "_qe_page_keys"
+_RUN_START = "_qe_run_start"
+_LOG = logging.getLogger("quantization_explorer")
+
+FORMAT_HELP = (
+    "**int**: uniform integer grid · **pow2**: int grid with the scale rounded up to a power of two "
+    "(shift-only hardware) · **fp8_e4m3 / fp8_e5m2**: 8-bit floats, dense near zero · **nf4**: the 16 "
+    "NormalFloat levels of QLoRA, placed at normal quantiles."
+)
+
+
+@dataclass(frozen=True)
+class Controls:
+    """The resolved sidebar settings of one run (what the widgets hold, after any adaptation)."""
+
+    model: str
+    layer: str
+    bits: int
+    scheme: str
+    granularity: str
+    group_size: int
+    calibration: str
+    percentile: float
+    rounding: str
+    format: str
+    target: str
+
+    @property
+    def fixed_bits(self) -> int | None:
+        """The width a fixed-width format imposes (8 for fp8, 4 for nf4), else None."""
+        return FIXED_BITS.get(self.format)
+
+    @property
+    def effective_bits(self) -> int:
+        return self.fixed_bits or self.bits
+
+    @property
+    def wants_weights(self) -> bool:
+        return self.target in ("weights", "both")
+
+    @property
+    def wants_activations(self) -> bool:
+        return self.target in ("activations", "both")
+
+    def spec(self) -> QuantSpec:
+        """The QuantSpec these settings describe (layer-independent: the axis is set per layer later)."""
+        return QuantSpec(
+            bits=self.effective_bits,
+            scheme=self.scheme,
+            granularity=self.granularity,
+            group_size=self.group_size,
+            calibration=self.calibration,
+            percentile=float(self.percentile),
+            rounding=self.rounding,
+            format=self.format,
+        )
+
+    def as_params(self) -> dict[str, str]:
+        """The settings as query-parameter strings, as a shared link spells them."""
+        out = {k: format_number(v) if isinstance(v, (int, float)) else str(v) for k, v in asdict(self).items()}
+        out["layer"] = layer_token(self.layer)
+        return out
+
+
+# --- small pure helpers (tested without Streamlit) ----------------------------------------------------------
+
+
+def format_number(x: float) -> str:
+    """A number as the shortest URL string that reads back as exactly the same value.
+
+    ``repr`` of a float is the shortest decimal that round-trips (``99.99995``, ``1.0000000000000002e+15``),
+    so a shared link reproduces the value bit for bit; whole numbers lose the ``.0`` (``100``) and ints stay
+    ints. ``float(format_number(x)) == x`` for every finite float.
+
+    >>> format_number(99.99995), format_number(100.0), format_number(3), format_number(1e16), format_number(-0.0)
+    ('99.99995', '100', '3', '1e+16', '-0')
+    """
+    if isinstance(x, bool):
+        return str(x).lower()
+    if isinstance(x, int):
+        return str(x)
+    text = repr(float(x))
+    return text.removesuffix(".0")
+
+
+def layer_token(name: str) -> str:
+    """The menu / URL spelling of a layer name (the root module ``""`` becomes ``root``)."""
+    return name if name else ROOT_LAYER_TOKEN
+
+
+def layer_name(token: str, infos: Sequence[LayerInfo]) -> str:
+    """Inverse of :func:`layer_token` for the layers of one model."""
+    names = {layer_token(i.name): i.name for i in infos}
+    return names[token]
+
+
+def default_layer(model: str, infos: Sequence[LayerInfo]) -> int:
+    """Index of the layer shown when a link does not name one: the sample model's own choice
+    (``SampleModel.default_layer``), else the first small one."""
+    names = [i.name for i in infos]
+    chosen = sources.get(model).default_layer()
+    if chosen in names:
+        return names.index(chosen)
+    for i, info in enumerate(infos):
+        if info.numel <= _DEFAULT_LAYER_MAX_NUMEL:
+            return i
+    return 0
+
+
+def group_row_length(info: LayerInfo) -> int:
+    """Length of the rows that per-group quantization cuts into groups.
+
+    ``quantlib.model`` groups a conv weight along its flattened input dimension (``in · kh · kw``) and a
+    Linear / Embedding weight along its last axis: both are ``numel / out_channels``.
+    """
+    return info.numel // info.shape[0] if info.shape and info.shape[0] else max(info.numel, 1)
+
+
+def group_sizes(info: LayerInfo) -> list[int]:
+    """Group sizes that divide the layer's rows (2 up to the whole row), so per-group always works."""
+    n = group_row_length(info)
+    return group_sizes_for(n) or [n]
+
+
+def default_group_size(sizes: Sequence[int]) -> int:
+    """64 where it divides, else the largest size below it, else the smallest there is."""
+    if DEFAULT_GROUP_SIZE in sizes:
+        return DEFAULT_GROUP_SIZE
+    below = [s for s in sizes if s < DEFAULT_GROUP_SIZE]
+    return max(below) if below else min(sizes)
+
+
+# --- Streamlit side ----------------------------------------------------------------------------------------
+
+
+def _bound(widget, label: str, key: str, **kwargs):  # noqa: ANN001, ANN202 - thin wrapper over st widgets
+    """Create ``widget`` bound to the query parameter ``key`` (the widget key is the parameter name)."""
+    return widget(label, key=key, bind="query-params", **kwargs)
+
+
+def begin_run() -> None:
+    """Start of every run: forget last run's page-local widgets, note the time (see :func:`end_run`)."""
+    st.session_state[_PAGE_KEYS] = []
+    st.session_state[_RUN_START] = time.perf_counter()
+
+
+def end_run(page: str) -> None:
+    """End of a full run: with ``QE_TIMING=1`` in the server's environment, log how long the script took.
+
+    The figure that matters for a slider that should feel live, and the one ``benchmarks/bench_app.py`` reads
+    from the server log to separate server time from browser time.
+    """
+    if os.environ.get("QE_TIMING") == "1" and _RUN_START in st.session_state:
+        ms = 1000 * (time.perf_counter() - st.session_state[_RUN_START])
+        _LOG.warning("QE_TIMING run page=%s ms=%.1f", page or "tensor-explorer", ms)
+
+
+def set_current(controls: Controls) -> None:
+    st.session_state[_CONTROLS_KEY] = controls
+
+
+def current() -> Controls:
+    """The shared settings of this run, for the pages (``app.py`` resolves them before running a page)."""
+    return st.session_state[_CONTROLS_KEY]
+
+
+def page_widget(widget, label: str, key: str, **kwargs):  # noqa: ANN001, ANN201 - any st widget
+    """A page-local control bound to the URL like the shared ones (``key`` from PAGE_PARAMS).
+
+    It is listed among this run's rendered page controls, so the share link and the link check include it.
+    """
+    if key not in PAGE_PARAMS:
+        raise KeyError(f"{key!r} is not a page parameter; add it to PAGE_PARAMS")
+    st.session_state.setdefault(_PAGE_KEYS, []).append(key)
+    return widget(label, key=key, bind="query-params", **kwargs)
+
+
+def page_toggle(label: str, key: str, help: str | None = None) -> bool:
+    """A page-local on/off control, bound to the URL (see :func:`page_widget`)."""
+    return bool(page_widget(st.toggle, label, key, help=help))
+
+
+def rendered_page_keys() -> list[str]:
+    return [k for k in st.session_state.get(_PAGE_KEYS, []) if k in st.session_state]
+
+
+def render_sidebar() -> Controls:
+    """Draw the shared controls in the sidebar and return their resolved values."""
+    names = sources.model_names()
+    options = [*names, sources.UPLOAD_MODEL] if sources.has_session_upload() else names
+    sb = st.sidebar
+    sb.subheader("⚙️ Quantization settings")
+    model = _bound(
+        sb.selectbox,
+        "Model",
+        "model",
+        options=options,
+        index=names.index(DEFAULT_MODEL),
+        help="A small ready model with its own data and task metric. "
+        f"`{sources.UPLOAD_MODEL}`: the file you loaded on the 📤 Your model page (only in this browser tab).",
+    )
+    source = sources.get(model)
+    sb.caption(source.caption())
+    with sb.expander("About this model"):
+        st.write(source.about())
+
+    infos = sources.layers(model)
+    tokens = [layer_token(i.name) for i in infos]
+    token = _bound(
+        sb.selectbox,
+        "Layer",
+        "layer",
+        options=tokens,
+        index=default_layer(model, infos),
+        help="The layer whose weights (and input activations) the pages look at.",
+    )
+    info = infos[tokens.index(token)]
+    shape = "×".join(str(d) for d in info.shape)
+    sb.caption(f"{escape_markdown(info.kind)} · weight {shape} · {info.numel:,} parameters")
+    target = _bound(
+        sb.radio,
+        "Quantize",
+        "target",
+        options=list(TARGETS),
+        index=0,
+        horizontal=True,
+        help="Weights, the layer's input activations (one static range per tensor, calibrated on sample "
+        "inputs), or both.",
+    )
+
+    fmt = _bound(sb.selectbox, "Number format", "format", options=list(FORMATS), index=0, help=FORMAT_HELP)
+    fixed = FIXED_BITS.get(fmt)
+    bits = _bound(
+        sb.slider,
+        "Bit width",
+        "bits",
+        min_value=MIN_BITS,
+        max_value=MAX_BITS,
+        value=DEFAULT_BITS,
+        disabled=fixed is not None,
+        help="Width of the integer grid: b bits give 2^b levels.",
+    )
+    if fixed is not None:
+        sb.caption(f"{fmt} is always {fixed} bits wide: the slider applies to int and pow2.")
+    scheme = _bound(
+        sb.radio,
+        "Scheme",
+        "scheme",
+        options=["symmetric"] if fixed else list(SCHEMES),
+        index=0,
+        horizontal=True,
+        disabled=fixed is not None,
+        help="Symmetric: zero point 0, grid centred on zero. Asymmetric: the grid is shifted to fit [min, max].",
+    )
+    granularity = _bound(
+        sb.radio,
+        "Granularity (one scale per …)",
+        "granularity",
+        options=list(GRANULARITIES),
+        index=0,
+        horizontal=True,
+        help="tensor: one scale for all weights · channel: one per output channel (row) · group: one per "
+        "block of group-size consecutive weights in a row.",
+    )
+    if target == "activations":
+        sb.caption("Activations always get one range per tensor: granularity applies to weights.")
+    sizes = group_sizes(info)
+    group_size = _bound(
+        sb.selectbox,
+        "Group size",
+        "group_size",
+        options=sizes,
+        index=sizes.index(default_group_size(sizes)),
+        disabled=granularity != "group",
+        help=f"Weights per group; the choices divide this layer's rows ({group_row_length(info)} values).",
+    )
+    calibration = _bound(
+        sb.selectbox,
+        "Range calibration",
+        "calibration",
+        options=list(CALIBRATIONS),
+        index=0,
+        help="How [lo, hi] is chosen: minmax never clips; percentile ignores the rarest values; mse picks "
+        "the clip with the lowest error; entropy (KL) keeps the histogram's shape.",
+    )
+    percentile = _bound(
+        sb.number_input,
+        "Percentile",
+        "percentile",
+        min_value=50.01,
+        max_value=100.0,
+        value=DEFAULT_PERCENTILE,
+        step=0.01,
+        format="%.3f",
+        disabled=calibration != "percentile",
+        help="For percentile calibration: the share of |values| kept inside the range.",
+    )
+    rounding = _bound(
+        sb.radio,
+        "Rounding",
+        "rounding",
+        options=["nearest"] if fixed else list(ROUNDINGS),
+        index=0,
+        horizontal=True,
+        disabled=fixed is not None,
+        help="nearest (ties to even) · truncate (toward zero) · stochastic (random, unbiased on average).",
+    )
+    if fixed is not None:
+        sb.caption(f"{fmt} is symmetric and rounds to the nearest value, so scheme and rounding are fixed.")
+    return Controls(
+        model=model,
+        layer=info.name,
+        bits=int(bits),
+        scheme=scheme,
+        granularity=granularity,
+        group_size=int(group_size),
+        calibration=calibration,
+        percentile=float(percentile),
+        rounding=rounding,
+        format=fmt,
+        target=target,
+    )
+
+

@@ -1,0 +1,1 @@
+"""Pure Plotly figure builders: pre-reduced arrays in, a small ``go.Figure`` out. No Streamlit."""
