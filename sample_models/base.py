@@ -16,6 +16,11 @@ from torch import nn
 
 from quantlib.inputs import Inputs, call
 
+
+def N_(message: str) -> str:  # noqa: N802 - the gettext convention for "mark only"
+    """Mark text the app shows translated (its catalog extracts these); returns ``message`` unchanged."""
+    return message
+
 Task: TypeAlias = Literal["regression", "classification", "embedding", "recommendation"]
 TASKS: tuple[str, ...] = ("regression", "classification", "embedding", "recommendation")
 
@@ -82,7 +87,20 @@ class SampleModel:
     train_batch_size: int = 64
     no_train_reason: str | None = None
     default_layer: str | None = None
+    #: The description as translatable templates (English msgids with ``{placeholders}``) and their values; the
+    #: app shows :meth:`describe` in the session's language. Empty: ``description`` is shown as it is.
+    description_parts: tuple[str, ...] = ()
+    text_values: Mapping[str, object] = field(default_factory=dict, repr=False)
     _float_metrics: dict[str, float] = field(init=False, repr=False, default_factory=dict)
+
+    def describe(self, translate: Callable[[str], str] = str) -> str:
+        """The description with each part passed through ``translate`` (a gettext function) and filled in.
+
+        ``describe()`` is ``description``; the app passes ``ui.i18n._`` for the session's language.
+        """
+        if not self.description_parts:
+            return translate(self.description)
+        return " ".join(translate(p).format(**self.text_values) for p in self.description_parts)
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:

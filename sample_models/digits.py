@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import nn
 
-from .base import SampleModel, build_module
+from .base import N_, SampleModel, build_module
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 N_CLASSES = 10
@@ -150,8 +150,10 @@ def _build(name: str, title: str, description: str) -> SampleModel:
     return SampleModel(
         name=name,
         title=title,
-        description=description,
-        task="classification",
+        description=" ".join((description, _DATA_NOTE)).format(**_data_values(name)),
+        description_parts=(description, _DATA_NOTE),
+        text_values=_data_values(name),
+        task=N_("classification"),
         model=model,
         calibration_inputs=x_train[:N_CALIBRATION],
         eval_inputs=x_test,
@@ -165,16 +167,16 @@ def _build(name: str, title: str, description: str) -> SampleModel:
     )
 
 
-_DATA_NOTE = (
+_DATA_NOTE = N_(
     "Data: scikit-learn's bundled 8×8 handwritten digits (1797 images, pixel values scaled to [0, 1]), a fixed "
     "stratified split of {n_train} training and {n_test} test images. Metrics on the test images: accuracy "
     "(primary), macro-F1 and cross-entropy loss. Retrain with `python -m sample_models.train {name}`."
 )
 
 
-def _data_note(name: str) -> str:
+def _data_values(name: str) -> dict[str, object]:
     x_train, _, x_test, _ = _split_arrays()
-    return _DATA_NOTE.format(name=name, n_train=len(x_train), n_test=len(x_test))
+    return {"name": name, "n_train": len(x_train), "n_test": len(x_test)}
 
 
 def build_mlp() -> SampleModel:
@@ -182,9 +184,10 @@ def build_mlp() -> SampleModel:
     return _build(
         "digits-mlp",
         "Digits MLP (64 → 128 → 64 → 10)",
-        "A three-layer perceptron (fc1 64→128, fc2 128→64, fc3 64→10, ReLU between) classifying flattened "
-        "8×8 digit images. Its first layer sees the raw pixels, about half of which are exactly zero. "
-        + _data_note("digits-mlp"),
+        N_(
+            "A three-layer perceptron (fc1 64→128, fc2 128→64, fc3 64→10, ReLU between) classifying flattened "
+            "8×8 digit images. Its first layer sees the raw pixels, about half of which are exactly zero."
+        ),
     )
 
 
@@ -193,8 +196,10 @@ def build_cnn() -> SampleModel:
     return _build(
         "digits-cnn",
         "Digits CNN (conv 16 → conv 32 → pool → linear)",
-        "A small convolutional network on 1×8×8 digit images: conv1 (16 filters 3×3), conv2 (32 filters 3×3), "
-        "2×2 max-pooling and a linear classifier (fc 512→10). The ranges of conv2's filters differ several-fold, "
-        "so that is where per-channel scales pay off over per-tensor ones; conv1 has only 9 weights per filter. "
-        + _data_note("digits-cnn"),
+        N_(
+            "A small convolutional network on 1×8×8 digit images: conv1 (16 filters 3×3), conv2 (32 filters 3×3), "
+            "2×2 max-pooling and a linear classifier (fc 512→10). The ranges of conv2's filters differ "
+            "several-fold, so that is where per-channel scales pay off over per-tensor ones; conv1 has only 9 "
+            "weights per filter."
+        ),
     )

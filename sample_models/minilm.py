@@ -20,7 +20,7 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 from . import minilm_sentences  # noqa: E402
-from .base import SampleModel, call  # noqa: E402
+from .base import N_, SampleModel, call  # noqa: E402
 
 MAX_LENGTH = 256  # sentence-transformers' max_seq_length for this model
 N_LINEAR = 37  # 6 layers × (query, key, value, attention output, intermediate, output) + pooler
@@ -112,6 +112,26 @@ def embedding_metrics(
     }
 
 
+#: What the sidebar says about the model (a template: the app translates it, then fills in the counts).
+DESCRIPTION = N_(
+    "The real pretrained sentence-embedding model all-MiniLM-L6-v2 (22.7 M parameters; a 6-layer BERT "
+    "with 384-wide hidden states and 37 linear layers), with mean pooling and L2 normalisation as in "
+    "sentence-transformers. Inputs are (input_ids, attention_mask); the output is a 384-d unit vector "
+    "per sentence. Evaluation uses {n_eval} sentences written for this project "
+    "({n_paired} in paraphrase pairs, the rest unrelated, on ten topics). Metrics compare with the float model's "
+    "embeddings: spearman (primary) - rank correlation of all pairwise similarities - plus mean and min cosine "
+    "to the float embedding, and paraphrase_accuracy: how often a sentence's paraphrase is its nearest "
+    "neighbour. Known fragile spot: the feed-forward output layers bert.encoder.layer.N.output.dense, which "
+    "read the GELU activations of the 1536-wide intermediate layer: their inputs have outliers 30-90× their "
+    "standard deviation, so activation quantization hurts most there (layer 0 worst). bert.pooler.dense is "
+    "part of the model but does not feed the sentence embedding, so quantizing it changes nothing."
+)
+NO_TRAIN_REASON = N_(
+    "the app ships this sentence encoder without a training set, and fine-tuning 22 million "
+    "parameters on a small CPU would take far longer than a workshop minute"
+)
+
+
 def build() -> SampleModel:
     """Load all-MiniLM-L6-v2, tokenize the built-in sentences and compute the float reference embeddings."""
     model, tokenizer = load_encoder_and_tokenizer()
@@ -130,29 +150,18 @@ def build() -> SampleModel:
         return embedding_metrics(call(candidate, eval_inputs), private_reference, partners)
 
     n_eval = len(partners)
+    values = {"n_eval": n_eval, "n_paired": 2 * len(minilm_sentences.PARAPHRASE_PAIRS)}
     return SampleModel(
         name="minilm",
         title="MiniLM sentence encoder (all-MiniLM-L6-v2)",
-        description=(
-            "The real pretrained sentence-embedding model all-MiniLM-L6-v2 (22.7 M parameters; a 6-layer BERT "
-            "with 384-wide hidden states and 37 linear layers), with mean pooling and L2 normalisation as in "
-            "sentence-transformers. Inputs are (input_ids, attention_mask); the output is a 384-d unit vector "
-            f"per sentence. Evaluation uses {n_eval} sentences written for this project "
-            f"({2 * len(minilm_sentences.PARAPHRASE_PAIRS)} in paraphrase pairs, the rest unrelated, on ten "
-            "topics). Metrics compare with the float model's embeddings: spearman (primary) - rank correlation "
-            "of all pairwise similarities - plus mean and min cosine to the float embedding, and "
-            "paraphrase_accuracy: how often a sentence's paraphrase is its nearest neighbour. Known fragile "
-            "spot: the feed-forward output layers bert.encoder.layer.N.output.dense, which read the GELU "
-            "activations of the 1536-wide intermediate layer: their inputs have outliers 30-90× their standard "
-            "deviation, so activation quantization hurts most there (layer 0 worst). bert.pooler.dense is part of the model but does not "
-            "feed the sentence embedding, so quantizing it changes nothing."
-        ),
-        task="embedding",
+        description=DESCRIPTION.format(**values),
+        description_parts=(DESCRIPTION,),
+        text_values=values,
+        task=N_("embedding"),
         # Its first layer is the 11.7 M-value embedding table: a slow first view. A query projection shows the
         # same per-channel story in 147k values.
         default_layer="bert.encoder.layer.0.attention.self.query",
-        no_train_reason="the app ships this sentence encoder without a training set, and fine-tuning 22 million "
-        "parameters on a small CPU would take far longer than a workshop minute",
+        no_train_reason=NO_TRAIN_REASON,
         model=model,
         calibration_inputs=calibration,
         eval_inputs=eval_inputs,

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import nn
 
-from .base import SampleModel, build_module, call
+from .base import N_, SampleModel, build_module, call
 
 WEIGHTS_PATH = Path(__file__).resolve().parent / "weights" / "recsys.safetensors"
 
@@ -176,6 +176,19 @@ def ranking_metrics(scores: torch.Tensor, data: Interactions) -> dict[str, torch
     return {"recall@10": recall.mean(), "auc": wins.mean()}
 
 
+
+DESCRIPTION = N_(
+    "An embedding-based recommender: a user table ({users}×{dim}) and an item table ({items}×{dim}) feed a "
+    "scorer that combines their element-wise product with a small MLP (hidden {hidden_in}→{hidden}, out "
+    "{out_in}→1); forward(user_ids, item_ids) returns a logit per pair. The data are SYNTHETIC: implicit "
+    "feedback generated with a fixed seed from latent user/item factors in {clusters} taste clusters plus item "
+    "popularity ({n_train} training interactions, {held_out} held out per user). Metrics: recall@{k} of the "
+    "held-out items when ranking every item the user has not seen (primary; random ranking scores about "
+    "{random_recall}) and AUC. Embedding tables are most of the weights, and their rows are looked up, not "
+    "multiplied: a good place to compare per-tensor with per-row (per-channel, axis 0) scales. Retrain with "
+    "`python -m sample_models.train recsys`."
+)
+
 def build() -> SampleModel:
     """Build ``recsys`` from its shipped weights and the regenerated synthetic data."""
     data = generate_interactions()
@@ -189,23 +202,18 @@ def build() -> SampleModel:
         return ranking_metrics(score_matrix(candidate), data)
 
     random_recall = TOP_K / (N_ITEMS - n_train / N_USERS)
+    values = {
+        "users": N_USERS, "items": N_ITEMS, "dim": EMBEDDING_DIM, "hidden_in": 2 * EMBEDDING_DIM,
+        "hidden": HIDDEN_DIM, "out_in": EMBEDDING_DIM + HIDDEN_DIM, "clusters": N_CLUSTERS, "n_train": n_train,
+        "held_out": HELD_OUT_PER_USER, "k": TOP_K, "random_recall": f"{random_recall:.3f}",
+    }
     return SampleModel(
         name="recsys",
         title="Recommender (embedding tables + NeuMF scorer)",
-        description=(
-            f"An embedding-based recommender: a user table ({N_USERS}×{EMBEDDING_DIM}) and an item table "
-            f"({N_ITEMS}×{EMBEDDING_DIM}) feed a scorer that combines their element-wise product with a small "
-            f"MLP (hidden {2 * EMBEDDING_DIM}→{HIDDEN_DIM}, out {EMBEDDING_DIM + HIDDEN_DIM}→1); "
-            "forward(user_ids, item_ids) returns a logit per pair. The data are SYNTHETIC: implicit feedback "
-            f"generated with a fixed seed from latent user/item factors in {N_CLUSTERS} taste clusters plus "
-            f"item popularity ({n_train} training interactions, {HELD_OUT_PER_USER} held out per user). "
-            f"Metrics: recall@{TOP_K} of the held-out items when ranking every item the user has not seen "
-            f"(primary; random ranking scores about {random_recall:.3f}) and AUC. Embedding tables are most "
-            "of the weights, and their rows are looked up, not multiplied: a good place to compare "
-            "per-tensor with per-row (per-channel, axis 0) scales. Retrain with "
-            "`python -m sample_models.train recsys`."
-        ),
-        task="recommendation",
+        description=DESCRIPTION.format(**values),
+        description_parts=(DESCRIPTION,),
+        text_values=values,
+        task=N_("recommendation"),
         # 63k training pairs: batches of 256 make an epoch ~0.8 s (at 64 it took 9 s for a similar gain).
         train_batch_size=256,
         model=model,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import SampleModel, build_module
+from .base import N_, SampleModel, build_module
 
 NAME = "tiny-linear"
 IN_FEATURES = 10
@@ -38,6 +38,14 @@ class TinyLinear(nn.Module):
         return self.linear(x)
 
 
+
+DESCRIPTION = N_(
+    "A single fully connected layer y = w·x + b with 10 inputs and 1 output. Weights and inputs are "
+    "fixed random numbers (seed {seed}); {n_eval} evaluation inputs. The smallest model there is: every "
+    "scale, zero point and rounding error can be followed by hand. The metric is the mean squared "
+    "error of the quantized model's outputs against the float model's outputs (0 for the float model)."
+)
+
 def build() -> SampleModel:
     """Build the ``tiny-linear`` sample model (no files involved; takes milliseconds)."""
     state_dict, calibration, eval_inputs = _data()
@@ -55,15 +63,14 @@ def build() -> SampleModel:
     return SampleModel(
         name=NAME,
         title="Tiny linear (10 → 1)",
-        description=(
-            "A single fully connected layer y = w·x + b with 10 inputs and 1 output. Weights and inputs are "
-            f"fixed random numbers (seed {SEED}); {N_EVAL} evaluation inputs. The smallest model there is: every "
-            "scale, zero point and rounding error can be followed by hand. The metric is the mean squared "
-            "error of the quantized model's outputs against the float model's outputs (0 for the float model)."
+        description=DESCRIPTION.format(seed=SEED, n_eval=N_EVAL),
+        description_parts=(DESCRIPTION,),
+        text_values={"seed": SEED, "n_eval": N_EVAL},
+        task=N_("regression"),
+        no_train_reason=N_(
+            "it is a single layer of fixed random numbers with no task behind it: its \"metric\" is "
+            "how far the quantized layer drifts from its own float output, so there is nothing to learn towards"
         ),
-        task="regression",
-        no_train_reason="it is a single layer of fixed random numbers with no task behind it: its \"metric\" is "
-        "how far the quantized layer drifts from its own float output, so there is nothing to learn towards",
         model=model,
         calibration_inputs=calibration,
         eval_inputs=eval_inputs,

@@ -33,8 +33,9 @@ REPO = Path(__file__).resolve().parent.parent
 LOCALES = REPO / "locales"
 TEMPLATE = LOCALES / "messages.pot"
 CATALOG = LOCALES / "zh_CN" / "LC_MESSAGES" / "messages.po"
-#: Where translatable text lives; quantlib stays language-free (its messages are English by design).
-SOURCES = ("app.py", "app_pages", "ui")
+#: Where translatable text lives (sample_models marks its descriptions with its own no-op ``N_``); quantlib stays
+#: language-free (its messages are English by design).
+SOURCES = ("app.py", "app_pages", "ui", "sample_models")
 KEYWORDS = {"_": None, "N_": None, "ngettext": (1, 2)}
 PLACEHOLDER = re.compile(r"(?<!\{)\{([A-Za-z_][A-Za-z_0-9]*)(?:[!:][^{}]*)?\}(?!\})")
 

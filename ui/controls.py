@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import streamlit as st
 
@@ -29,7 +30,8 @@ from quantlib.spec import (
     ROUNDINGS,
     SCHEMES,
 )
-from ui import sources
+from ui import i18n, sources
+from ui.i18n import N_, _
 from ui.text import escape_markdown
 
 #: The shared controls, in sidebar order; each is a widget key and the query parameter of the same name.
@@ -45,21 +47,23 @@ PARAMS: tuple[str, ...] = (
     "calibration",
     "percentile",
     "rounding",
+    # Drawn first (above the settings), spelled last in a link: the language the receiver opens it in.
+    "lang",
 )
 #: Page-local controls that are bound to the URL too (a shared link reproduces them on their page).
 PAGE_PARAMS: dict[str, str] = {
-    "log": "true or false",
-    "only_layer": "true or false",
-    "sens_view": "one of the three views of the sensitivity page",
-    "avg_bits": "a number of bits per weight from 2 to 8",
-    "epochs": "a whole number of QAT epochs from 1 to 10",
-    "lr": "one of the learning rates 0.0001, 0.0003, 0.001, 0.003, 0.01",
-    "x": "a finite number",
-    "lo": "a finite number: the low end of the range",
-    "hi": "a finite number: the high end of the range",
-    "example": "the number of one of tiny-linear's evaluation inputs, from 0",
-    "algos": "a comma list of gptq, awq, smoothquant, adaround, bias, cle, cle_bias",
-    "sq_alpha": "one of the SmoothQuant strengths 0.25, 0.5, 0.75, 0.85",
+    "log": N_("true or false"),
+    "only_layer": N_("true or false"),
+    "sens_view": N_("one of the three views of the sensitivity page"),
+    "avg_bits": N_("a number of bits per weight from 2 to 8"),
+    "epochs": N_("a whole number of QAT epochs from 1 to 10"),
+    "lr": N_("one of the learning rates 0.0001, 0.0003, 0.001, 0.003, 0.01"),
+    "x": N_("a finite number"),
+    "lo": N_("a finite number: the low end of the range"),
+    "hi": N_("a finite number: the high end of the range"),
+    "example": N_("the number of one of tiny-linear's evaluation inputs, from 0"),
+    "algos": N_("a comma list of gptq, awq, smoothquant, adaround, bias, cle, cle_bias"),
+    "sq_alpha": N_("one of the SmoothQuant strengths 0.25, 0.5, 0.75, 0.85"),
 }
 
 TARGETS: tuple[str, ...] = ("weights", "activations", "both")
@@ -78,7 +82,7 @@ _PAGE_KEYS = "_qe_page_keys"
 _RUN_START = "_qe_run_start"
 _LOG = logging.getLogger("quantization_explorer")
 
-FORMAT_HELP = (
+FORMAT_HELP = N_(
     "**int**: uniform integer grid · **pow2**: int grid with the scale rounded up to a power of two "
     "(shift-only hardware) · **fp8_e4m3 / fp8_e5m2**: 8-bit floats, dense near zero · **nf4**: the 16 "
     "NormalFloat levels of QLoRA, placed at normal quantiles."
@@ -100,6 +104,7 @@ class Controls:
     rounding: str
     format: str
     target: str
+    lang: str = "en"
 
     @property
     def fixed_bits(self) -> int | None:
@@ -260,141 +265,247 @@ def rendered_page_keys() -> list[str]:
     return [k for k in st.session_state.get(_PAGE_KEYS, []) if k in st.session_state]
 
 
-def render_sidebar() -> Controls:
-    """Draw the shared controls in the sidebar and return their resolved values."""
+# --- the sidebar, one row per setting --------------------------------------------------------------------------
+
+
+class SidebarContext:
+    """What the rows drawn so far chose, for the rows below them (options, defaults, notes depend on it)."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, object] = {}
+
+    @property
+    def source(self) -> sources.ModelSource:
+        return sources.get(str(self.values["model"]))
+
+    @property
+    def infos(self) -> list[LayerInfo]:
+        return sources.layers(str(self.values["model"]))
+
+    @property
+    def info(self) -> LayerInfo:
+        tokens = [layer_token(i.name) for i in self.infos]
+        return self.infos[tokens.index(str(self.values["layer"]))]
+
+    @property
+    def fixed(self) -> int | None:
+        """The width a fixed-width format imposes (fp8: 8, nf4: 4), else None."""
+        return FIXED_BITS.get(str(self.values.get("format")))
+
+
+def _never(_ctx: SidebarContext) -> bool:
+    return False
+
+
+def _nothing(_ctx: SidebarContext) -> str | None:
+    return None
+
+
+@dataclass(frozen=True)
+class Control:
+    """One row of the sidebar: a widget bound to the URL parameter ``key`` (also its session-state key).
+
+    ``label`` and ``help`` are English msgids (translated when drawn). ``options`` and ``default`` may depend on
+    the rows above (the layer list on the model, the group sizes on the layer); for a choice widget ``default`` is
+    a value of ``options``. ``note`` is a caption drawn under the widget when it returns text.
+
+    Options show as their codes in every language (``symmetric``, ``per-channel`` …): Streamlit keeps a bound
+    choice widget's *shown* option in the URL and in its state, so translated options would break
+    ``scheme=symmetric`` links in Chinese and reset the widget when the language changes. The label and the help
+    carry the translation.
+    """
+
+    key: str
+    label: str
+    widget: str  # "selectbox" | "radio" | "slider" | "number_input"
+    help: Callable[[SidebarContext], str]
+    options: Callable[[SidebarContext], list] | None = None
+    default: Callable[[SidebarContext], object] | None = None
+    disabled: Callable[[SidebarContext], bool] = _never
+    note: Callable[[SidebarContext], str | None] = _nothing
+    extra: Mapping[str, object] = field(default_factory=dict)
+
+    def draw(self, container: Any, ctx: SidebarContext) -> object:  # noqa: ANN401 - a widget's value
+        widget = getattr(container, self.widget)
+        kwargs: dict[str, object] = {"help": self.help(ctx), "disabled": self.disabled(ctx), **self.extra}
+        if self.options is not None:
+            options = self.options(ctx)
+            default = self.default(ctx) if self.default is not None else options[0]
+            kwargs |= {"options": options, "index": options.index(default)}
+        elif self.default is not None:
+            kwargs["value"] = self.default(ctx)
+        value = _bound(widget, _(self.label), self.key, **kwargs)
+        ctx.values[self.key] = value
+        note = self.note(ctx)
+        if note:
+            container.caption(note)
+        return value
+
+
+def _model_options(_ctx: SidebarContext) -> list[str]:
     names = sources.model_names()
-    options = [*names, sources.UPLOAD_MODEL] if sources.has_session_upload() else names
-    sb = st.sidebar
-    sb.subheader("⚙️ Quantization settings")
-    model = _bound(
-        sb.selectbox,
-        "Model",
-        "model",
-        options=options,
-        index=names.index(DEFAULT_MODEL),
-        help="A small ready model with its own data and task metric. "
-        f"`{sources.UPLOAD_MODEL}`: the file you loaded on the 📤 Your model page (only in this browser tab).",
-    )
-    source = sources.get(model)
-    sb.caption(source.caption())
-    with sb.expander("About this model"):
-        st.write(source.about())
+    return [*names, sources.UPLOAD_MODEL] if sources.has_session_upload() else names
 
-    infos = sources.layers(model)
-    tokens = [layer_token(i.name) for i in infos]
-    token = _bound(
-        sb.selectbox,
-        "Layer",
-        "layer",
-        options=tokens,
-        index=default_layer(model, infos),
-        help="The layer whose weights (and input activations) the pages look at.",
-    )
-    info = infos[tokens.index(token)]
+
+def _layer_options(ctx: SidebarContext) -> list[str]:
+    return [layer_token(i.name) for i in ctx.infos]
+
+
+def _default_layer(ctx: SidebarContext) -> str:
+    infos = ctx.infos
+    return layer_token(infos[default_layer(str(ctx.values["model"]), infos)].name)
+
+
+def _layer_note(ctx: SidebarContext) -> str:
+    info = ctx.info
     shape = "×".join(str(d) for d in info.shape)
-    sb.caption(f"{escape_markdown(info.kind)} · weight {shape} · {info.numel:,} parameters")
-    target = _bound(
-        sb.radio,
-        "Quantize",
-        "target",
-        options=list(TARGETS),
-        index=0,
-        horizontal=True,
-        help="Weights, the layer's input activations (one static range per tensor, calibrated on sample "
-        "inputs), or both.",
+    return _("{kind} · weight {shape} · {n} parameters", kind=escape_markdown(info.kind), shape=shape,
+             n=f"{info.numel:,}")
+
+
+def _group_sizes(ctx: SidebarContext) -> list[int]:
+    return group_sizes(ctx.info)
+
+
+def _fixed_bits_note(ctx: SidebarContext) -> str | None:
+    if ctx.fixed is None:
+        return None
+    return _("{format} is always {bits} bits wide: the slider applies to int and pow2.",
+             format=ctx.values["format"], bits=ctx.fixed)
+
+
+def _fixed_rounding_note(ctx: SidebarContext) -> str | None:
+    if ctx.fixed is None:
+        return None
+    return _("{format} is symmetric and rounds to the nearest value, so scheme and rounding are fixed.",
+             format=ctx.values["format"])
+
+
+def _granularity_note(ctx: SidebarContext) -> str | None:
+    if ctx.values.get("target") != "activations":
+        return None
+    return _("Activations always get one range per tensor: granularity applies to weights.")
+
+
+def _fixed(text: str) -> Callable[[SidebarContext], str]:
+    return lambda _ctx: _(text)
+
+
+#: The shared controls in sidebar order: one row each - widget, options, default, help, note.
+SIDEBAR: tuple[Control, ...] = (
+    Control(
+        "model", N_("Model"), "selectbox",
+        help=lambda _ctx: _(
+            "A small ready model with its own data and task metric. `{file}`: the file you loaded on the "
+            "📤 Your model page (only in this browser tab).", file=sources.UPLOAD_MODEL,
+        ),
+        options=_model_options, default=lambda _ctx: DEFAULT_MODEL,
+        note=lambda ctx: ctx.source.caption(),
+    ),
+    Control(
+        "layer", N_("Layer"), "selectbox",
+        help=_fixed(N_("The layer whose weights (and input activations) the pages look at.")),
+        options=_layer_options, default=_default_layer, note=_layer_note,
+    ),
+    Control(
+        "target", N_("Quantize"), "radio",
+        help=_fixed(N_(
+            "weights, the layer's input activations (one static range per tensor, calibrated on sample "
+            "inputs), or both."
+        )),
+        options=lambda _ctx: list(TARGETS), extra={"horizontal": True},
+    ),
+    Control(
+        "format", N_("Number format"), "selectbox", help=_fixed(FORMAT_HELP), options=lambda _ctx: list(FORMATS),
+    ),
+    Control(
+        "bits", N_("Bit width"), "slider",
+        help=_fixed(N_("Width of the integer grid: b bits give 2^b levels.")),
+        default=lambda _ctx: DEFAULT_BITS, disabled=lambda ctx: ctx.fixed is not None, note=_fixed_bits_note,
+        extra={"min_value": MIN_BITS, "max_value": MAX_BITS},
+    ),
+    Control(
+        "scheme", N_("Scheme"), "radio",
+        help=_fixed(N_(
+            "Symmetric: zero point 0, grid centred on zero. Asymmetric: the grid is shifted to fit [min, max]."
+        )),
+        options=lambda ctx: ["symmetric"] if ctx.fixed else list(SCHEMES),
+        disabled=lambda ctx: ctx.fixed is not None, extra={"horizontal": True},
+    ),
+    Control(
+        "granularity", N_("Granularity (one scale per …)"), "radio",
+        help=_fixed(N_(
+            "tensor: one scale for all weights · channel: one per output channel (row) · group: one per "
+            "block of group-size consecutive weights in a row."
+        )),
+        options=lambda _ctx: list(GRANULARITIES), note=_granularity_note, extra={"horizontal": True},
+    ),
+    Control(
+        "group_size", N_("Group size"), "selectbox",
+        help=lambda ctx: _("Weights per group; the choices divide this layer's rows ({n} values).",
+                           n=group_row_length(ctx.info)),
+        options=_group_sizes, default=lambda ctx: default_group_size(_group_sizes(ctx)),
+        disabled=lambda ctx: ctx.values.get("granularity") != "group",
+    ),
+    Control(
+        "calibration", N_("Range calibration"), "selectbox",
+        help=_fixed(N_(
+            "How [lo, hi] is chosen: minmax never clips; percentile ignores the rarest values; mse picks "
+            "the clip with the lowest error; entropy (KL) keeps the histogram's shape."
+        )),
+        options=lambda _ctx: list(CALIBRATIONS),
+    ),
+    Control(
+        "percentile", N_("Percentile"), "number_input",
+        help=_fixed(N_("For percentile calibration: the share of |values| kept inside the range.")),
+        default=lambda _ctx: DEFAULT_PERCENTILE, disabled=lambda ctx: ctx.values.get("calibration") != "percentile",
+        extra={"min_value": 50.01, "max_value": 100.0, "step": 0.01, "format": "%.3f"},
+    ),
+    Control(
+        "rounding", N_("Rounding"), "radio",
+        help=_fixed(N_(
+            "nearest (ties to even) · truncate (toward zero) · stochastic (random, unbiased on average)."
+        )),
+        options=lambda ctx: ["nearest"] if ctx.fixed else list(ROUNDINGS),
+        disabled=lambda ctx: ctx.fixed is not None, note=_fixed_rounding_note, extra={"horizontal": True},
+    ),
+)
+assert tuple(c.key for c in SIDEBAR) == PARAMS[:-1], "the table and the URL parameters list the same settings"
+
+
+def render_language_switch(container: Any) -> str:  # noqa: ANN401 - a Streamlit container
+    """English / 中文, bound to the ``lang`` parameter; its default is the browser's language when offered."""
+    default = i18n.browser_language() or i18n.DEFAULT
+    options = list(i18n.LANGUAGES)
+    return _bound(
+        container.radio, "🌐 Language · 语言", i18n.KEY, options=options, index=options.index(default),
+        horizontal=True, help="en: English · zh: 简体中文. A shared link carries it (`lang=en` / `lang=zh`).",
     )
 
-    fmt = _bound(sb.selectbox, "Number format", "format", options=list(FORMATS), index=0, help=FORMAT_HELP)
-    fixed = FIXED_BITS.get(fmt)
-    bits = _bound(
-        sb.slider,
-        "Bit width",
-        "bits",
-        min_value=MIN_BITS,
-        max_value=MAX_BITS,
-        value=DEFAULT_BITS,
-        disabled=fixed is not None,
-        help="Width of the integer grid: b bits give 2^b levels.",
-    )
-    if fixed is not None:
-        sb.caption(f"{fmt} is always {fixed} bits wide: the slider applies to int and pow2.")
-    scheme = _bound(
-        sb.radio,
-        "Scheme",
-        "scheme",
-        options=["symmetric"] if fixed else list(SCHEMES),
-        index=0,
-        horizontal=True,
-        disabled=fixed is not None,
-        help="Symmetric: zero point 0, grid centred on zero. Asymmetric: the grid is shifted to fit [min, max].",
-    )
-    granularity = _bound(
-        sb.radio,
-        "Granularity (one scale per …)",
-        "granularity",
-        options=list(GRANULARITIES),
-        index=0,
-        horizontal=True,
-        help="tensor: one scale for all weights · channel: one per output channel (row) · group: one per "
-        "block of group-size consecutive weights in a row.",
-    )
-    if target == "activations":
-        sb.caption("Activations always get one range per tensor: granularity applies to weights.")
-    sizes = group_sizes(info)
-    group_size = _bound(
-        sb.selectbox,
-        "Group size",
-        "group_size",
-        options=sizes,
-        index=sizes.index(default_group_size(sizes)),
-        disabled=granularity != "group",
-        help=f"Weights per group; the choices divide this layer's rows ({group_row_length(info)} values).",
-    )
-    calibration = _bound(
-        sb.selectbox,
-        "Range calibration",
-        "calibration",
-        options=list(CALIBRATIONS),
-        index=0,
-        help="How [lo, hi] is chosen: minmax never clips; percentile ignores the rarest values; mse picks "
-        "the clip with the lowest error; entropy (KL) keeps the histogram's shape.",
-    )
-    percentile = _bound(
-        sb.number_input,
-        "Percentile",
-        "percentile",
-        min_value=50.01,
-        max_value=100.0,
-        value=DEFAULT_PERCENTILE,
-        step=0.01,
-        format="%.3f",
-        disabled=calibration != "percentile",
-        help="For percentile calibration: the share of |values| kept inside the range.",
-    )
-    rounding = _bound(
-        sb.radio,
-        "Rounding",
-        "rounding",
-        options=["nearest"] if fixed else list(ROUNDINGS),
-        index=0,
-        horizontal=True,
-        disabled=fixed is not None,
-        help="nearest (ties to even) · truncate (toward zero) · stochastic (random, unbiased on average).",
-    )
-    if fixed is not None:
-        sb.caption(f"{fmt} is symmetric and rounds to the nearest value, so scheme and rounding are fixed.")
+
+def render_sidebar() -> Controls:
+    """Draw the language switch and the shared controls in the sidebar and return their resolved values."""
+    sb = st.sidebar
+    lang = render_language_switch(sb)
+    sb.subheader(_("⚙️ Quantization settings"))
+    ctx = SidebarContext()
+    for row in SIDEBAR:
+        row.draw(sb, ctx)
+        if row.key == "model":
+            with sb.expander(_("About this model")):
+                st.write(ctx.source.about())
+    v = ctx.values
     return Controls(
-        model=model,
-        layer=info.name,
-        bits=int(bits),
-        scheme=scheme,
-        granularity=granularity,
-        group_size=int(group_size),
-        calibration=calibration,
-        percentile=float(percentile),
-        rounding=rounding,
-        format=fmt,
-        target=target,
+        model=str(v["model"]),
+        layer=ctx.info.name,
+        bits=int(v["bits"]),
+        scheme=str(v["scheme"]),
+        granularity=str(v["granularity"]),
+        group_size=int(v["group_size"]),
+        calibration=str(v["calibration"]),
+        percentile=float(v["percentile"]),
+        rounding=str(v["rounding"]),
+        format=str(v["format"]),
+        target=str(v["target"]),
+        lang=str(lang),
     )
-
-

@@ -31,7 +31,7 @@ from quantlib.spec import (
     MIN_BITS,
     ROUNDINGS,
 )
-from ui import sources
+from ui import i18n, sources
 from ui.controls import (
     DEFAULT_BITS,
     DEFAULT_GROUP_SIZE,
@@ -46,6 +46,7 @@ from ui.controls import (
     layer_token,
     rendered_page_keys,
 )
+from ui.i18n import _
 from ui.text import code_span, shorten
 
 #: Streamlit's own parameters, never ours to judge.
@@ -81,22 +82,28 @@ def allowed_text(param: str, controls: Controls, info: LayerInfo | None, model_n
     """Plain words for what ``param`` accepts in the current context (the reason in the link notice)."""
     fixed = controls.fixed_bits is not None
     texts = {
-        "model": "one of " + ", ".join(model_names)
-        + f" (`{sources.UPLOAD_MODEL}` only in the browser tab that loaded a file)",
-        "layer": f"not a layer of {controls.model}",
-        "format": "one of " + ", ".join(FORMATS),
-        "bits": f"a whole number from {MIN_BITS} to {MAX_BITS}",
-        "scheme": f"{controls.format} is a symmetric format" if fixed else "symmetric or asymmetric",
-        "granularity": "tensor, channel or group",
+        "lang": _("one of {values}", values=", ".join(i18n.LANGUAGES)),
+        "model": _("one of {values} (`{file}` only in the browser tab that loaded a file)",
+                   values=", ".join(model_names), file=sources.UPLOAD_MODEL),
+        "layer": _("not a layer of {model}", model=controls.model),
+        "format": _("one of {values}", values=", ".join(FORMATS)),
+        "bits": _("a whole number from {lo} to {hi}", lo=MIN_BITS, hi=MAX_BITS),
+        "scheme": _("{format} is a symmetric format", format=controls.format) if fixed
+        else _("symmetric or asymmetric"),
+        "granularity": _("tensor, channel or group"),
         "group_size": (
-            f"must divide {group_row_length(info)}, the row length of this layer" if info else "a divisor of the row"
+            _("must divide {n}, the row length of this layer", n=group_row_length(info)) if info
+            else _("a divisor of the row")
         ),
-        "calibration": "one of " + ", ".join(CALIBRATIONS),
-        "percentile": "a number above 50 and at most 100",
-        "rounding": f"{controls.format} always rounds to nearest" if fixed else "one of " + ", ".join(ROUNDINGS),
-        "target": "weights, activations or both",
+        "calibration": _("one of {values}", values=", ".join(CALIBRATIONS)),
+        "percentile": _("a number above 50 and at most 100"),
+        "rounding": _("{format} always rounds to nearest", format=controls.format) if fixed
+        else _("one of {values}", values=", ".join(ROUNDINGS)),
+        "target": _("weights, activations or both"),
     }
-    return texts.get(param) or PAGE_PARAMS.get(param, "not a setting of this app")
+    if param in texts:
+        return texts[param]
+    return _(PAGE_PARAMS[param]) if param in PAGE_PARAMS else _("not a setting of this app")
 
 
 def echo(key: str, value: str) -> str:
@@ -110,9 +117,11 @@ def echo(key: str, value: str) -> str:
 
 def _given(key: str, values: Sequence[str]) -> str:
     """``bits`` given twice (``4, 5``): the start of the notice line of a repeated key."""
-    times = "twice" if len(values) == 2 else f"{len(values)} times"
-    listed = shorten(", ".join(values), ECHO_VALUE_CHARS)
-    return f"{code_span(shorten(key, ECHO_KEY_CHARS))} given {times} ({code_span(listed)})"
+    listed = code_span(shorten(", ".join(values), ECHO_VALUE_CHARS))
+    key_span = code_span(shorten(key, ECHO_KEY_CHARS))
+    if len(values) == 2:
+        return _("{key} given twice ({values})", key=key_span, values=listed)
+    return _("{key} given {n} times ({values})", key=key_span, n=len(values), values=listed)
 
 
 def _shown(value: object) -> str:
@@ -143,7 +152,7 @@ def link_problems(
         given = _given(key, repeated[key]) if key in repeated else None
         if key not in PARAMS and key not in PAGE_PARAMS:
             what = given or echo(key, value)
-            lines.append(f"{what}: not a setting of this app, ignored")
+            lines.append(_("{what}: not a setting of this app, ignored", what=what))
             continue
         if key not in resolved:
             continue
@@ -152,11 +161,12 @@ def link_problems(
         ok = value == shown if key == "layer" else same_value(value, used)
         if ok:
             if given:
-                lines.append(f"{given}: using the last, {code_span(shown)}")
+                lines.append(_("{given}: using the last, {value}", given=given, value=code_span(shown)))
             continue
         reason = allowed_text(key, controls, info, model_names)
-        start = f"{given}: the last, {echo(key, value)}" if given else echo(key, value)
-        lines.append(f"{start} ({reason}): using {code_span(shorten(shown, ECHO_VALUE_CHARS))}")
+        start = _("{given}: the last, {value}", given=given, value=echo(key, value)) if given else echo(key, value)
+        lines.append(_("{start} ({reason}): using {value}", start=start, reason=reason,
+                       value=code_span(shorten(shown, ECHO_VALUE_CHARS))))
     return lines
 
 
@@ -250,13 +260,13 @@ def show_link_notice(container) -> None:  # noqa: ANN001 - a Streamlit container
         return
     shown = problems[:NOTICE_MAX_LINES]
     if len(problems) > len(shown):
-        shown = [*shown, f"… and {len(problems) - len(shown):,} more"]
+        shown = [*shown, _("… and {n} more", n=f"{len(problems) - len(shown):,}")]
     with container:
         st.warning(
-            "Some settings in this link could not be used as given:\n\n" + "\n".join(f"- {p}" for p in shown),
+            _("Some settings in this link could not be used as given:") + "\n\n" + "\n".join(f"- {p}" for p in shown),
             icon="⚠️",
         )
-        if st.button("Dismiss", key="_qe_dismiss_notice"):
+        if st.button(_("Dismiss"), key="_qe_dismiss_notice"):
             st.session_state.pop(_NOTICE_KEY, None)
             st.rerun()
 
@@ -280,9 +290,9 @@ def render_share(container, controls: Controls) -> None:  # noqa: ANN001 - a Str
     info = next((i for i in infos if i.name == controls.layer), None)
     default_group = default_group_size(group_sizes(info)) if info is not None else DEFAULT_GROUP_SIZE
     url = share_url(st.context.url, link_params(controls, page_extras(), default_group))
-    with container.expander("🔗 Share this view"):
+    with container.expander(_("🔗 Share this view")):
         st.code(url, language=None, wrap_lines=True)
         st.caption(
-            "Send this link: it opens this page with these settings. The address bar always holds the same "
-            "state (settings left at their defaults are omitted there)."
+            _("Send this link: it opens this page with these settings. The address bar always holds the same "
+              "state (settings left at their defaults are omitted there).")
         )

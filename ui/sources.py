@@ -41,6 +41,7 @@ from quantlib.model import (
 )
 from ui import text
 from ui.compute import upload
+from ui.i18n import _
 
 #: The sidebar's model entry (and URL value) for the file this session loaded on the "Your model" page.
 UPLOAD_MODEL = "your-file"
@@ -93,7 +94,8 @@ class ModelSource:
         for info in self.layers():
             if info.name == layer:
                 return info
-        raise ValueError(f"{self.name} has no layer named {text.code_span(text.shorten(layer, 80))}")
+        raise ValueError(_("{model} has no layer named {layer}", model=self.name,
+                           layer=text.code_span(text.shorten(layer, 80))))
 
     def default_layer(self) -> str | None:
         """The layer a first view shows when a link names none (None: the first small one)."""
@@ -153,10 +155,10 @@ class SampleSource(ModelSource):
         return self.model.default_layer
 
     def caption(self) -> str:
-        return f"**{self.model.title}** · task: {self.model.task}"
+        return _("**{title}** · task: {task}", title=self.model.title, task=_(self.model.task))
 
     def about(self) -> str:
-        return self.model.description
+        return self.model.describe(_)
 
     def no_activations_reason(self, layer: str) -> str | None:
         if self.layer_info(layer).kind not in ("Embedding", "EmbeddingBag"):
@@ -164,16 +166,16 @@ class SampleSource(ModelSource):
             if _activations(self.name, layer).is_floating_point():
                 return None
         token = layer if layer else "root"
-        return f"`{token}` is an embedding table: its input is integer ids, so there are no float activations to quantize."
+        return _("`{layer}` is an embedding table: its input is integer ids, so there are no float activations to "
+                 "quantize.", layer=token)
 
     def tensor(self, layer: str, kind: str, spec: QuantSpec) -> torch.Tensor:
         if kind == "weights":
             return weight_view(layer_weight(self.model.model, layer), spec)
         act = _activations(self.name, layer)
         if not act.is_floating_point():
-            raise ValueError(
-                f"{layer or 'this layer'} looks up rows by integer id: its input has no float activations to quantize"
-            )
+            raise ValueError(_("{layer} looks up rows by integer id: its input has no float activations to quantize",
+                               layer=text.code_span(layer) if layer else _("this layer")))
         return act
 
     def fitted_spec(self, layer: str, kind: str, spec: QuantSpec) -> QuantSpec:
@@ -213,10 +215,10 @@ class FileSource(ModelSource):
 
     def caption(self) -> str:
         name = text.escape_markdown(text.shorten(self.upload.filename, 60))
-        return f"📤 **{name}** · weights only · this browser tab"
+        return _("📤 **{name}** · weights only · this browser tab", name=name)
 
     def about(self) -> str:
-        return (
+        return _(
             "The file you loaded on the Your model page: each floating-point tensor is a layer. The Tensor "
             "explorer, Error curves, Size and the walkthrough's error formulas work on it; pages that run the "
             "model (output drift, sensitivity, QAT, speed) need a sample model. Nobody else sees it, and a "
@@ -224,7 +226,7 @@ class FileSource(ModelSource):
         )
 
     def no_activations_reason(self, layer: str) -> str | None:
-        return (
+        return _(
             "An uploaded file holds weights only: activations exist only while a model runs on inputs, and a file "
             "of weights has no code to run. Showing what its weights can show."
         )
@@ -240,7 +242,7 @@ class FileSource(ModelSource):
 
     def tensor(self, layer: str, kind: str, spec: QuantSpec) -> torch.Tensor:
         if kind != "weights":
-            raise ValueError("an uploaded file holds weights only: it has no activations")
+            raise ValueError(_("an uploaded file holds weights only: it has no activations"))
         return upload.analysed_tensor(*self._plan(layer, spec))
 
     def fitted_spec(self, layer: str, kind: str, spec: QuantSpec) -> QuantSpec:
@@ -273,7 +275,7 @@ def session_upload() -> Any:
     """This session's loaded file, or a plain ValueError when there is none."""
     up = _loaded_upload()
     if up is None:
-        raise ValueError("no model file is loaded in this browser session: load one on the 📤 Your model page")
+        raise ValueError(_("no model file is loaded in this browser session: load one on the 📤 Your model page"))
     return up
 
 
