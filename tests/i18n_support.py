@@ -11,6 +11,10 @@ Two parts, usable from any test:
   metrics, table headers and string cells, Plotly titles, axis titles, legends, annotations, trace names and
   hover templates, download labels and file names, progress texts, toasts, page-navigation titles.
   :func:`english_leftovers` combines both into readable lines: ``"main/metric#key.label: the English run"``.
+- :func:`broken_emphasis` / :func:`markdown_problems` - ``**bold**`` that Markdown will not render as bold and
+  shows with its asterisks. CommonMark's flanking rules bite Chinese: ``**试一试：**把位宽…`` does not close
+  (the ``**`` follows the full-width ``：`` and is followed by a letter); ``**试一试**：`` or a space after
+  ``**`` does.
 
 What counts as an English word (documented here, tested in ``test_i18n_catalog.py``):
 
@@ -35,6 +39,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -365,4 +370,53 @@ def english_leftovers(at: Any, allowed: Iterable[str] = ()) -> list[str]:
             line = f"{where}: {run}"
             if line not in lines:
                 lines.append(line)
+    return lines
+
+
+# --- bold that will not render ----------------------------------------------------------------------------------
+
+_DOUBLE_STAR = re.compile(r"(?<!\*)\*\*(?!\*)")
+#: Fields whose text Streamlit renders as Markdown (plot texts, options, cells and file names are plain).
+MARKDOWN_FIELDS = re.compile(r"\.(body|label|help|caption|placeholder)$")
+
+
+def _is_punctuation(ch: str) -> bool:
+    return bool(ch) and unicodedata.category(ch)[0] in "PS"
+
+
+def _flanking(before: str, after: str) -> tuple[bool, bool]:
+    """CommonMark's (left-flanking, right-flanking) for a delimiter run between ``before`` and ``after``."""
+    space_before, space_after = (not before or before.isspace()), (not after or after.isspace())
+    left = not space_after and (not _is_punctuation(after) or space_before or _is_punctuation(before))
+    right = not space_before and (not _is_punctuation(before) or space_after or _is_punctuation(after))
+    return left, right
+
+
+def broken_emphasis(text: str) -> list[str]:
+    """Each ``**…**`` pair of ``text`` whose opening or closing ``**`` Markdown will not take as such.
+
+    >>> broken_emphasis("**试一试：**把位宽设为 **4**")
+    ['**试一试：**把']
+    >>> broken_emphasis("**试一试**：把位宽设为 **4**。") + broken_emphasis("**Try this:** drop")
+    []
+    """
+    text = _FENCED.sub("x", _CODE.sub("x", text))
+    for pattern in _LATEX:
+        text = pattern.sub("x", text)
+    marks = [m.start() for m in _DOUBLE_STAR.finditer(text)]
+    found = []
+    for opening, closing in zip(marks[::2], marks[1::2], strict=False):
+        left, _right = _flanking(text[opening - 1 : opening], text[opening + 2 : opening + 3])
+        _left, right = _flanking(text[closing - 1 : closing], text[closing + 2 : closing + 3])
+        if not (left and right):
+            found.append(text[max(opening - 1, 0) : closing + 3].strip())
+    return found
+
+
+def markdown_problems(at: Any) -> list[str]:
+    """``"where: **…**"`` for every bold pair on the page that would show its asterisks."""
+    lines: list[str] = []
+    for where, text in element_texts(at):
+        if MARKDOWN_FIELDS.search(where):
+            lines.extend(f"{where}: {bad}" for bad in broken_emphasis(text) if f"{where}: {bad}" not in lines)
     return lines

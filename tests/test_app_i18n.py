@@ -23,7 +23,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlparse
 
 import pytest
-from i18n_support import element_texts, english_leftovers
+from i18n_support import element_texts, english_leftovers, markdown_problems
 from streamlit.testing.v1 import AppTest
 
 import sample_models
@@ -125,7 +125,12 @@ def test_every_page_in_chinese_shows_no_english_sentence(model, page):
     assert not failures(chinese), f"{page} × {model} in Chinese: {failures(chinese)}"
     assert language(chinese) == "zh"
     left = english_leftovers(chinese, allowed_names())
-    assert not left, report(f"{page} × {model}, lang=zh (after the same page in English): English runs", left)
+    bold = markdown_problems(chinese)
+    assert not left and not bold, "\n".join(
+        [report(f"{page} × {model}, lang=zh (after the same page in English): English runs", left)] * bool(left)
+        + [report(f"{page} × {model}, lang=zh: bold that shows its ** (put the full-width punctuation outside "
+                  "the ** or a space after them)", bold)] * bool(bold)
+    )
 
 
 @pytest.mark.slow
@@ -253,6 +258,9 @@ def test_an_uploaded_file_in_chinese_on_its_page_and_as_the_sidebar_model():
     left = english_leftovers(at, allowed_names())
     assert not left, report("your_model with the demo file, lang=zh: English runs", left)
 
+    bold = markdown_problems(at)
+    assert not bold, report("your_model with the demo file, lang=zh: bold that shows its **", bold)
+
     at.button(key="_qe_upload_open").click().run()
     assert not failures(at) and at.selectbox(key="model").value == UPLOAD_MODEL
     for page in ("tensor_explorer", "error_curves", "size_speed", "walkthrough", "output_drift"):
@@ -330,6 +338,8 @@ def test_the_glossary_lists_every_term_in_both_languages(lang):
         names = allowed_names() + tuple(en for _zh, en in TERMS) + tuple(glossary_cells(at)[0])
         left = [line for line in english_leftovers(at, names) if line.startswith("main/")]
         assert not left, report("glossary page (main area), lang=zh: English runs", left)
+        bold = [line for line in markdown_problems(at) if line.startswith("main/")]
+        assert not bold, report("glossary page, lang=zh: bold that shows its **", bold)
     else:
         assert at.title[0].value.endswith("Glossary")
         assert not any(CJK.search(d) for d in definitions), "definitions in English"

@@ -31,7 +31,7 @@ from babel.messages.catalog import Catalog, TranslationError
 from babel.messages.checkers import num_plurals
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from i18n_support import english_runs, is_english_word, strip_non_prose
+from i18n_support import broken_emphasis, english_runs, is_english_word, strip_non_prose
 
 REPO = Path(__file__).resolve().parents[1]
 LC_MESSAGES = REPO / "locales" / "zh_CN" / "LC_MESSAGES"
@@ -486,3 +486,20 @@ def test_word_rules():
     assert not is_english_word("int8") and not is_english_word("fp8_e4m3") and not is_english_word("SQNR")
     assert not is_english_word("x") and not is_english_word("位宽")
     assert "\x00" in strip_non_prose("see `code` here")
+
+
+@pytest.mark.parametrize(
+    ("text", "broken"),
+    [
+        ("**试一试：**把位宽设为 **4**", ["**试一试：**把"]),
+        ("**试一试**：把位宽设为 **4**。", []),
+        ("**试一试：** 把位宽设为 4", []),
+        ("看**“对称”**吧", ["看**“对称”**吧"]),
+        ("用 **int8 对称 逐张量** 测试", []),
+        ("**Try this:** drop the bit width to **4**, then", []),
+        ("`**not bold**` 和 $a**b$", []),
+    ],
+)
+def test_broken_emphasis(text, broken):
+    """Bold that CommonMark will not render (its asterisks show): the full-width punctuation trap."""
+    assert broken_emphasis(text) == broken
