@@ -34,6 +34,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from ui.i18n import _
+
 #: Invisible and not a line-break opportunity: splits ``:smile:`` without changing what the reader sees.
 WORD_JOINER = "\u2060"
 #: Characters that start markup anywhere in a line: always escaped (``_`` only where it can, see below).
@@ -120,7 +122,8 @@ def code_span(text: object) -> str:
 
 
 def shorten(text: object, limit: int = 80) -> str:
-    """``text`` cut to at most ``limit`` characters, with an ellipsis and its full length, for echoing.
+    """``text`` cut to at most ``limit`` characters, with an ellipsis and its full length (in the session's
+    language), for echoing.
 
     >>> shorten("abc", 80), shorten("abcdef", 4)
     ('abc', 'abc… (6 characters)')
@@ -128,4 +131,4 @@ def shorten(text: object, limit: int = 80) -> str:
     s = str(text)
     if len(s) <= limit:
         return s
-    return f"{s[: max(limit - 1, 1)]}… ({len(s):,} characters)"
+    return _("{text}… ({n} characters)", text=s[: max(limit - 1, 1)], n=f"{len(s):,}")

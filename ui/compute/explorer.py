@@ -57,7 +57,15 @@ from quantlib.model import (
     weight_view_shape,
 )
 from ui import sources, text
-from ui.compute.reductions import CURVE_DOING, check_budget, check_view_budget, reduce_view, spec_from_key
+from ui.compute.reductions import (
+    CURVE_DOING,
+    Note,
+    check_budget,
+    check_view_budget,
+    reduce_view,
+    spec_from_key,
+)
+from ui.i18n import N_
 
 #: Per-channel / per-group charts show at most this many blocks (evenly spaced after sorting by range).
 MAX_BLOCKS = 256
@@ -143,26 +151,27 @@ def tensor_view(model: str, layer: str, kind: str, key: str) -> dict[str, Any]:
 # --- error curves ------------------------------------------------------------------------------------------
 
 
-def _curve_sample(x: torch.Tensor, spec: QuantSpec) -> tuple[torch.Tensor, str | None]:
+def _curve_sample(x: torch.Tensor, spec: QuantSpec) -> tuple[torch.Tensor, Note | None]:
     """For bit-dependent calibrations on big tensors: an evenly spaced subset of whole rows (channels and
-    groups stay intact), and a note saying so."""
+    groups stay intact), and a note saying so (a :class:`~ui.compute.reductions.Note`: the page words it)."""
     if spec.calibration not in ("mse", "entropy") or x.numel() <= CURVE_MAX_VALUES:
         return x, None
     axis = spec.axis if spec.granularity == "channel" else 0
     if x.dim() < 2:
         stride = math.ceil(x.numel() / CURVE_MAX_VALUES)
-        return x[::stride], f"every {stride}th value"
+        return x[::stride], Note(N_("one value in every {stride}"), stride=stride)
     n_rows = x.shape[axis]
     per_row = x.numel() // n_rows
     keep = max(1, min(n_rows, CURVE_MAX_VALUES // max(per_row, 1)))
     idx = torch.linspace(0, n_rows - 1, keep).round().long().unique()
     sub = x.index_select(axis, idx)
-    return sub, f"{idx.numel()} of {n_rows} rows, evenly spaced"
+    return sub, Note(N_("{kept} of {rows} rows, evenly spaced"), kept=int(idx.numel()), rows=int(n_rows))
 
 
 @sources.model_cache(max_entries=256)
-def curve(model: str, layer: str, kind: str, key: str) -> tuple[pd.DataFrame, str | None]:
-    """``quantlib.error_curve`` over bits 2-16 for one scheme × granularity (the key's bits are ignored)."""
+def curve(model: str, layer: str, kind: str, key: str) -> tuple[pd.DataFrame, Note | None]:
+    """``quantlib.error_curve`` over bits 2-16 for one scheme × granularity (the key's bits are ignored), and a
+    note when it ran on a subset (English as a ``str``; ``note.text()`` in the session's language)."""
     spec = sources.spec_for(model, layer, kind, spec_from_key(key))
     x = sources.tensor_for(model, layer, kind, spec)
     sample_x, note = _curve_sample(x, spec)
@@ -192,15 +201,16 @@ def clip_curve(model: str, layer: str, kind: str, key: str) -> tuple[pd.DataFram
 # --- output drift ------------------------------------------------------------------------------------------
 
 
-@st.cache_data(max_entries=8, show_spinner="Running the float model…")
+@st.cache_data(max_entries=8, show_spinner=False)  # the page's spinner says what runs, in its language
 def reference_outputs(model: str) -> torch.Tensor:
     """The float model's outputs on the evaluation inputs (the drift reference)."""
     sm = sources.sample(model)
     return sm.run(sm.model).detach().clone()
 
 
-def weight_specs(model: str, layers_: list[str], spec: QuantSpec) -> tuple[dict[str, QuantSpec], list[str]]:
-    """One spec per layer, with a per-group size that every layer can take, and notes on what was adapted.
+def weight_specs(model: str, layers_: list[str], spec: QuantSpec) -> tuple[dict[str, QuantSpec], list[Note]]:
+    """One spec per layer, with a per-group size that every layer can take, and notes on what was adapted
+    (:class:`~ui.compute.reductions.Note`: English as a ``str``, ``note.text()`` in the session's language).
 
     A group size must divide a layer's rows; where it does not, the largest size below it that does is used
     (or per-channel when none is), rather than refusing to quantize the whole model.
@@ -215,8 +225,13 @@ def weight_specs(model: str, layers_: list[str], spec: QuantSpec) -> tuple[dict[
             fitted = fitted_group_size([row], spec.group_size)
             if fitted != spec.group_size:
                 s = spec.replace(group_size=fitted) if fitted else spec.replace(granularity="channel")
-                what = f"group size {fitted}" if fitted else "per-channel"
-                notes.append(f"{text.code_span(info.name or 'root')}: rows of {row} values, {what} instead")
+                layer = text.code_span(info.name or "root")
+                notes.append(
+                    Note(N_("{layer}: rows of {row} values, group size {fitted} instead"), layer=layer, row=row,
+                         fitted=fitted)
+                    if fitted
+                    else Note(N_("{layer}: rows of {row} values, per-channel instead"), layer=layer, row=row)
+                )
         out[info.name] = s
     return out, notes
 
@@ -252,7 +267,7 @@ def check_model_budget(model: str, wspecs: dict[str, QuantSpec], target: str, sp
     budget.check(cost, baseline, what, spec)
 
 
-def build_quantized(model: str, layers_: list[str], target: str, spec: QuantSpec) -> tuple[torch.nn.Module, list[str]]:
+def build_quantized(model: str, layers_: list[str], target: str, spec: QuantSpec) -> tuple[torch.nn.Module, list[Note]]:
     """A quantized *copy* of the sample model (weights, activations or both of ``layers_``)."""
     sm = sources.sample(model)
     wspecs, notes = weight_specs(model, layers_, spec)
@@ -299,7 +314,7 @@ def drift_point(model: str, scope: str, layer: str, target: str, key: str) -> di
     ref_np = reference.detach().to(torch.float32).reshape(-1).numpy()
     out_np = outputs.detach().to(torch.float32).reshape(-1).numpy()
     xs, ys = _subsample_pairs(ref_np, out_np)
-    wspecs, _ = weight_specs(model, chosen, spec)
+    wspecs, _notes = weight_specs(model, chosen, spec)
     size = model_size_bytes(sm.model, wspecs) if target != "activations" else model_size_bytes(sm.model)
     return {
         "report": report.as_dict(),

@@ -16,14 +16,57 @@ import numpy as np
 import torch
 
 from quantlib import QuantReport, QuantSpec, budget, grid, histogram, summarize
+from ui.i18n import N_
 
 #: Bars of the value histograms; fine enough to show 4-bit spikes, small enough to ship.
 HIST_BINS = 120
 ERROR_BINS = 60
 #: Grid levels drawn as a rug; beyond this (11+ bit integer grids) the grid is too dense to see anyway.
 MAX_GRID_LEVELS = 1024
-#: How a refused error curve is named in its message.
+#: How a refused error curve is named in its message (English, inside quantlib's ``BudgetExceeded``: the page's
+#: ``ui.widgets.friendly_errors`` words the refusal in the session's language).
 CURVE_DOING = f"the error curve over {budget.CURVE_WIDTHS} bit widths"
+
+
+# --- notes: data now, words at display time ----------------------------------------------------------------------
+
+
+class Note(str):
+    """A note for the participant that a cached function returns: the English sentence (so ``str`` joins and
+    f-strings work as before), plus its ``N_``-marked msgid and values, so the page can show it in the session's
+    language with :meth:`text` (cached results are shared by sessions of both languages: no translation inside).
+
+    >>> n = Note(N_("every {stride}th value"), stride=3)
+    >>> n, n.msgid, n.values
+    ('every 3th value', 'every {stride}th value', {'stride': 3})
+    """
+
+    msgid: str
+    values: dict[str, Any]
+
+    def __new__(cls, msgid: str, /, **values: Any) -> Note:
+        self = super().__new__(cls, msgid.format(**values) if values else msgid)
+        self.msgid = msgid
+        self.values = values
+        return self
+
+    def __reduce__(self) -> tuple[Any, ...]:  # st.cache_data pickles results: rebuild from msgid and values
+        return (_note, (self.msgid, self.values))
+
+    def text(self) -> str:
+        """The note in the session's language (call it where it is shown)."""
+        from ui.i18n import _
+
+        return _(self.msgid, **self.values)
+
+
+def _note(msgid: str, values: dict[str, Any]) -> Note:
+    return Note(msgid, **values)
+
+
+def note_text(note: str) -> str:
+    """A note in the session's language: :meth:`Note.text` for a :class:`Note`, anything else as it is."""
+    return note.text() if isinstance(note, Note) else note
 
 
 # --- keys ---------------------------------------------------------------------------------------------------
@@ -85,6 +128,7 @@ def reduce_view(x: torch.Tensor, spec: QuantSpec) -> tuple[dict[str, Any], Quant
         "shape": tuple(int(d) for d in x.shape),
         "numel": int(x.numel()),
         "spec_label": spec.label(),
+        "spec_key": spec_key(spec),
         "edges": edges.astype(np.float32),
         "float_counts": counts_f,
         "quant_counts": counts_q,
@@ -108,6 +152,35 @@ def reduce_view(x: torch.Tensor, spec: QuantSpec) -> tuple[dict[str, Any], Quant
     return view, rep
 
 
-def curve_label(scheme: str, granularity: str, group_size: int = 64) -> str:
-    gran = {"tensor": "per-tensor", "channel": "per-channel", "group": f"per-group({group_size})"}[granularity]
-    return f"{scheme} · {gran}"
+#: How a scheme and a granularity are named in labels; English unless a page passes ``translate=_``.
+SCHEME_NAMES = {"symmetric": N_("symmetric"), "asymmetric": N_("asymmetric")}
+SCHEME_SHORT = {"symmetric": N_("sym"), "asymmetric": N_("asym")}
+GRANULARITY_NAMES = {"tensor": N_("per-tensor"), "channel": N_("per-channel"), "group": N_("per-group({group_size})")}
+
+
+def _english(message: str, /, **values: Any) -> str:
+    return message.format(**values) if values else message
+
+
+def granularity_name(granularity: str, group_size: int = 64, translate: Callable[..., str] = _english) -> str:
+    """``per-channel``, ``per-group(64)``; ``translate=_`` at display time for the session's language."""
+    return translate(GRANULARITY_NAMES[granularity], group_size=group_size)
+
+
+def curve_label(scheme: str, granularity: str, group_size: int = 64, translate: Callable[..., str] = _english) -> str:
+    """``symmetric · per-tensor``: the key of a curve (English by default: keys, tables); pass ``translate=_``
+    for a label shown in the session's language."""
+    return f"{translate(SCHEME_NAMES[scheme])} · {granularity_name(granularity, group_size, translate)}"
+
+
+def view_label(view: dict[str, Any], translate: Callable[..., str] = _english) -> str:
+    """The label of the spec a :func:`reduce_view` view was computed with (as fitted to its tensor)."""
+    key = view.get("spec_key")
+    return spec_label(spec_from_key(key), translate) if key else view["spec_label"]
+
+
+def spec_label(spec: QuantSpec, translate: Callable[..., str] = _english) -> str:
+    """``QuantSpec.label()`` (``int4 asym per-channel``) with its words in the session's language when
+    ``translate=_`` (format names such as ``int4`` or ``fp8_e4m3`` stay as they are)."""
+    fmt = f"{spec.format}{spec.bits}" if spec.is_integer_grid else spec.format
+    return f"{fmt} {translate(SCHEME_SHORT[spec.scheme])} {granularity_name(spec.granularity, spec.group_size, translate)}"

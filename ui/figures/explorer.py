@@ -12,6 +12,9 @@ Two speed choices, both measured:
   server that is the difference between a slider that follows the hand and one that lags.
 - No plotly template (``template="none"``): Streamlit's theme styles the chart in the browser, and a template
   would add several kB to every chart message.
+
+Texts (titles, axis titles, legend entries, hover templates) are translated with ``_()`` when a figure is built,
+which is at display time; a figure shared by ``ui.widgets.chart`` is keyed by the session's language too.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+
+from ui.i18n import N_, _
 
 FLOAT_COLOR = "#4C78A8"
 QUANT_COLOR = "#F58518"
@@ -102,26 +107,30 @@ def value_histogram(
     grid: np.ndarray | None = None,
     clip: tuple[float, float] | None = None,
     log_y: bool = False,
-    title: str = "Values before and after quantization",
-    x_title: str = "value",
+    title: str | None = None,
+    x_title: str | None = None,
 ) -> go.Figure:
     """Float histogram on top, dequantized histogram below (same bins, shared x), grid levels as a rug under
     the dequantized one and the clip range as dashed lines through both.
 
     Two panels, each with its own count axis: after quantization every value sits on a grid level, so the
     lower panel collapses into tall spikes that would flatten the float histogram on a shared axis.
+    ``title`` and ``x_title`` are shown as given (already translated); by default the explorer's.
     """
     bins = _bins(edges)
+    float_name, quant_name = _("float"), _("dequantized")
+    # i18n: Plotly hover template: keep %{x:.4g} and %{y} as they are.
+    values_hover = _("%{x:.4g}: %{y} values")
     data: list[Trace] = [
         {
-            "type": "bar", **bins, "y": f32(float_counts), "name": "float",
+            "type": "bar", **bins, "y": f32(float_counts), "name": float_name,
             "marker": {"color": FLOAT_COLOR}, "opacity": 0.85, "xaxis": "x", "yaxis": "y",
-            "hovertemplate": "%{x:.4g}: %{y} values<extra>float</extra>",
+            "hovertemplate": f"{values_hover}<extra>{float_name}</extra>",
         },
         {
-            "type": "bar", **bins, "y": f32(quant_counts), "name": "dequantized",
+            "type": "bar", **bins, "y": f32(quant_counts), "name": quant_name,
             "marker": {"color": QUANT_COLOR}, "opacity": 0.9, "xaxis": "x", "yaxis": "y2",
-            "hovertemplate": "%{x:.4g}: %{y} values<extra>dequantized</extra>",
+            "hovertemplate": f"{values_hover}<extra>{quant_name}</extra>",
         },
     ]
     if grid is not None and len(grid):
@@ -129,9 +138,10 @@ def value_histogram(
         data.append(
             {
                 "type": "scatter", "x": f32(grid), "y": np.full(len(grid), 0.03, dtype=np.float32),
-                "xaxis": "x", "yaxis": "y3", "mode": "markers", "name": f"grid levels ({len(grid)})",
+                "xaxis": "x", "yaxis": "y3", "mode": "markers", "name": _("grid levels ({n})", n=len(grid)),
                 "marker": {"symbol": "line-ns-open", "size": 16, "color": GRID_COLOR, "line": {"width": 1.5}},
-                "hovertemplate": "grid level %{x:.4g}<extra></extra>",
+                # i18n: Plotly hover template: keep %{x:.4g} as it is.
+                "hovertemplate": _("grid level %{x:.4g}") + "<extra></extra>",
             }
         )
     shapes = []
@@ -145,28 +155,49 @@ def value_histogram(
         # Shapes have no legend entry: an empty line trace names them.
         data.append(
             {"type": "scatter", "x": [None], "y": [None], "mode": "lines", "line": line, "xaxis": "x",
-             "yaxis": "y", "name": f"clip range [{clip[0]:.3g}, {clip[1]:.3g}]"}
+             "yaxis": "y", "name": _("clip range [{lo}, {hi}]", lo=f"{clip[0]:.3g}", hi=f"{clip[1]:.3g}")}
         )
     scale = {"type": "log" if log_y else "linear", "exponentformat": "power"}
     return make_figure(
-        data, title, 520,
+        data, _("Values before and after quantization") if title is None else title, 520,
         barmode="overlay", bargap=0, shapes=shapes,
-        xaxis=axis_layout(x_title, anchor="y2"),
-        yaxis=axis_layout("float: count", domain=[0.53, 1.0], **scale),
-        yaxis2=axis_layout("quantized: count", domain=[0.0, 0.47], **scale),
+        xaxis=axis_layout(_("value") if x_title is None else x_title, anchor="y2"),
+        yaxis=axis_layout(_("float: count"), domain=[0.53, 1.0], **scale),
+        yaxis2=axis_layout(_("quantized: count"), domain=[0.0, 0.47], **scale),
         yaxis3={"overlaying": "y2", "range": [0, 1], "visible": False, "fixedrange": True},
     )
 
 
 def error_histogram(edges: np.ndarray, counts: np.ndarray, log_y: bool = False) -> go.Figure:
     """Histogram of the quantization error ``x̂ - x``."""
-    data = [{"type": "bar", **_bins(edges), "y": f32(counts), "name": "error",
+    data = [{"type": "bar", **_bins(edges), "y": f32(counts), "name": _("error"),
              "marker": {"color": ERROR_COLOR}, "opacity": 0.8}]
     return make_figure(
-        data, "Quantization error", 300, legend=False, bargap=0,
-        xaxis=axis_layout("error  x̂ − x"),
-        yaxis=axis_layout("count", type="log" if log_y else "linear", exponentformat="power"),
+        data, _("Quantization error"), 300, legend=False, bargap=0,
+        xaxis=axis_layout(_("error  x̂ − x")),
+        yaxis=axis_layout(_("count"), type="log" if log_y else "linear", exponentformat="power"),
     )
+
+
+#: The block chart's texts for each kind of block (whole phrases: a unit's name does not compose in every
+#: language). Hover templates keep Plotly's %{...} fields.
+BLOCK_TEXTS: dict[str, dict[str, str]] = {
+    "channel": {
+        "max": N_("channel max"), "min": N_("channel min"), "clip": N_("channel clip range"),
+        "mse": N_("MSE of the channel"), "hover": N_("channel %{customdata}: MSE %{y:.3g}"),
+        "title": N_("Range and error of each channel"), "axis": N_("channels, widest range first"),
+    },
+    "group": {
+        "max": N_("group max"), "min": N_("group min"), "clip": N_("group clip range"),
+        "mse": N_("MSE of the group"), "hover": N_("group %{customdata}: MSE %{y:.3g}"),
+        "title": N_("Range and error of each group"), "axis": N_("groups, widest range first"),
+    },
+    "feature": {
+        "max": N_("feature max"), "min": N_("feature min"), "clip": N_("feature clip range"),
+        "mse": N_("MSE of the feature"), "hover": N_("feature %{customdata}: MSE %{y:.3g}"),
+        "title": N_("Range and error of each feature"), "axis": N_("features, widest range first"),
+    },
+}
 
 
 def block_chart(blocks: Mapping[str, np.ndarray], unit: str, shared_range: bool) -> go.Figure:
@@ -179,11 +210,12 @@ def block_chart(blocks: Mapping[str, np.ndarray], unit: str, shared_range: bool)
     rank = {"x0": 0, "dx": 1}  # blocks are drawn at 0, 1, 2, ...: no x array to ship
     index = np.asarray(blocks["index"], dtype=np.int32)
     clip_line = {"color": CLIP_COLOR, "dash": "dash", "width": 1.5}
-    clip_name = "shared clip range" if shared_range else f"{unit} clip range"
+    texts = {k: _(v) for k, v in BLOCK_TEXTS[unit].items()}
+    clip_name = _("shared clip range") if shared_range else texts["clip"]
     data: list[Trace] = [
-        {"type": "scatter", **rank, "y": f32(blocks["max"]), "mode": "lines", "name": f"{unit} max",
+        {"type": "scatter", **rank, "y": f32(blocks["max"]), "mode": "lines", "name": texts["max"],
          "line": {"color": FLOAT_COLOR, "width": 1}, "hoverinfo": "skip"},
-        {"type": "scatter", **rank, "y": f32(blocks["min"]), "mode": "lines", "name": f"{unit} min",
+        {"type": "scatter", **rank, "y": f32(blocks["min"]), "mode": "lines", "name": texts["min"],
          "line": {"color": FLOAT_COLOR, "width": 1}, "fill": "tonexty", "fillcolor": "rgba(76,120,168,0.3)",
          "hoverinfo": "skip"},
         {"type": "scatter", **rank, "y": f32(blocks["clip_hi"]), "mode": "lines", "name": clip_name,
@@ -191,14 +223,16 @@ def block_chart(blocks: Mapping[str, np.ndarray], unit: str, shared_range: bool)
         {"type": "scatter", **rank, "y": f32(blocks["clip_lo"]), "mode": "lines", "name": clip_name,
          "legendgroup": "clip", "showlegend": False, "line": clip_line, "hoverinfo": "skip"},
         {"type": "scatter", **rank, "y": np.maximum(f32(blocks["mse"]), np.float32(1e-30)), "xaxis": "x",
-         "yaxis": "y2", "mode": "markers", "name": f"MSE of the {unit}", "marker": {"color": ERROR_COLOR, "size": 4},
-         "customdata": index, "hovertemplate": f"{unit} %{{customdata}}: MSE %{{y:.3g}}<extra></extra>"},
+         "yaxis": "y2", "mode": "markers", "name": texts["mse"], "marker": {"color": ERROR_COLOR, "size": 4},
+         "customdata": index, "hovertemplate": texts["hover"] + "<extra></extra>"},
     ]
-    shown = f" ({n} of {blocks['total']} shown)" if n < blocks["total"] else ""
+    axis = texts["axis"]
+    if n < blocks["total"]:
+        axis = _("{axis} ({n} of {total} shown)", axis=axis, n=n, total=blocks["total"])
     return make_figure(
-        data, f"Range and error of each {unit}", 480,
-        xaxis=axis_layout(f"{unit}s, widest range first{shown}", anchor="y2"),
-        yaxis=axis_layout("value range", domain=[0.42, 1.0]),
+        data, texts["title"], 480,
+        xaxis=axis_layout(axis, anchor="y2"),
+        yaxis=axis_layout(_("value range"), domain=[0.42, 1.0]),
         yaxis2=log_axis_layout("MSE", domain=[0.0, 0.36]),
     )
 
@@ -230,13 +264,14 @@ def error_curves_figure(
         color = HIGHLIGHT_COLOR if is_current else CURVE_COLORS[i % len(CURVE_COLORS)]
         cols = {c: f32(df[c]) for c in ("mse", "sqnr_db")}
         pair(
-            {"type": "scatter", "mode": "lines+markers", "name": f"{label} (current)" if is_current else label,
+            {"type": "scatter", "mode": "lines+markers",
+             "name": _("{label} (current)", label=label) if is_current else label,
              "line": {"color": color, "width": 3.5 if is_current else 1.5}, "marker": {"size": 5}},
             label, f32(df["bits"]), cols,
         )
         if is_current and current_bits in set(df["bits"]):
             hit = df[df["bits"] == current_bits].iloc[0]
-            star = {"type": "scatter", "mode": "markers", "name": "current setting", "marker": STAR}
+            star = {"type": "scatter", "mode": "markers", "name": _("current setting"), "marker": STAR}
             # No legend entry of its own: the star is explained under the chart, and the legend stays short.
             pair(star, label, f32([current_bits]), {c: f32([hit[c]]) for c in ("mse", "sqnr_db")}, legend=False)
     for label, df in (reference or {}).items():
@@ -247,29 +282,31 @@ def error_curves_figure(
         pair({"type": "scatter", "mode": "markers", "name": label, "marker": STAR}, label, f32([bits]),
              {"mse": f32([mse]), "sqnr_db": f32([sqnr])})
     return make_figure(
-        data, "Error vs bit width", 640,
-        xaxis=axis_layout("bit width", anchor="y2", dtick=2),
-        yaxis=log_axis_layout("MSE (log, lower is better)", domain=[0.53, 1.0]),
-        yaxis2=axis_layout("SQNR dB (higher is better)", domain=[0.0, 0.47]),
+        data, _("Error vs bit width"), 640,
+        xaxis=axis_layout(_("bit width"), anchor="y2", dtick=2),
+        yaxis=log_axis_layout(_("MSE (log, lower is better)"), domain=[0.53, 1.0]),
+        yaxis2=axis_layout(_("SQNR dB (higher is better)"), domain=[0.0, 0.47]),
     )
 
 
 def clip_figure(df: pd.DataFrame, picked_ratio: float, method: str, bits_label: str) -> go.Figure:
-    """MSE vs clip ratio (1.0 = min-max, no clipping) with the calibration method's pick and the best ratio."""
+    """MSE vs clip ratio (1.0 = min-max, no clipping) with the calibration method's pick and the best ratio.
+
+    ``method`` and ``bits_label`` are shown as given (the page translates them)."""
     best = df.loc[df["mse"].idxmin()]
     picked_mse = float(np.interp(picked_ratio, df["ratio"], df["mse"]))
     data = [
         {"type": "scatter", "x": f32(df["ratio"]), "y": f32(df["mse"]), "mode": "lines+markers", "name": "MSE",
          "marker": {"size": 5}, "line": {"color": FLOAT_COLOR}},
         {"type": "scatter", "x": [float(best["ratio"])], "y": [float(best["mse"])], "mode": "markers",
-         "name": f"lowest MSE (α={best['ratio']:.2f})",
+         "name": _("lowest MSE (α={ratio})", ratio=f"{best['ratio']:.2f}"),
          "marker": {"symbol": "circle-open", "size": 16, "color": BEST_COLOR, "line": {"width": 3}}},
         {"type": "scatter", "x": [float(picked_ratio)], "y": [picked_mse], "mode": "markers",
-         "name": f"{method} picks α={picked_ratio:.2f}", "marker": STAR},
+         "name": _("{method} picks α={ratio}", method=method, ratio=f"{picked_ratio:.2f}"), "marker": STAR},
     ]
     return make_figure(
-        data, f"MSE vs clipping at {bits_label}", 360,
-        xaxis=axis_layout("clip ratio α (range = α · min-max range)"),
+        data, _("MSE vs clipping at {bits}", bits=bits_label), 360,
+        xaxis=axis_layout(_("clip ratio α (range = α · min-max range)")),
         yaxis=log_axis_layout("MSE"),
     )
 
@@ -281,32 +318,37 @@ def drift_scatter(float_out: np.ndarray, quant_out: np.ndarray, n_total: int) ->
     if xs.size:
         lo = float(min(xs.min(), ys.min()))
         hi = float(max(xs.max(), ys.max()))
-        data.append({"type": "scatter", "x": [lo, hi], "y": [lo, hi], "mode": "lines", "name": "no drift (y = x)",
-                     "line": {"color": GRID_COLOR, "dash": "dash", "width": 1}})
-    data.append({"type": "scatter", "x": xs, "y": ys, "mode": "markers", "name": "outputs",
+        data.append({"type": "scatter", "x": [lo, hi], "y": [lo, hi], "mode": "lines",
+                     "name": _("no drift (y = x)"), "line": {"color": GRID_COLOR, "dash": "dash", "width": 1}})
+    data.append({"type": "scatter", "x": xs, "y": ys, "mode": "markers", "name": _("outputs"),
                  "marker": {"color": QUANT_COLOR, "size": 4, "opacity": 0.5},
-                 "hovertemplate": "float %{x:.4g}<br>quantized %{y:.4g}<extra></extra>"})
-    shown = f" ({xs.size:,} of {n_total:,} values)" if xs.size < n_total else ""
+                 # i18n: Plotly hover template: keep %{x:.4g}, %{y:.4g} and <br> as they are.
+                 "hovertemplate": _("float %{x:.4g}<br>quantized %{y:.4g}") + "<extra></extra>"})
+    if xs.size < n_total:
+        title = _("Outputs: quantized vs float ({shown} of {total} values)", shown=f"{xs.size:,}",
+                  total=f"{n_total:,}")
+    else:
+        title = _("Outputs: quantized vs float")
     return make_figure(
-        data, f"Outputs: quantized vs float{shown}", 400,
-        xaxis=axis_layout("float model output"), yaxis=axis_layout("quantized model output"),
+        data, title, 400,
+        xaxis=axis_layout(_("float model output")), yaxis=axis_layout(_("quantized model output")),
     )
 
 
 def counts_histogram(
     counts: np.ndarray, edges: np.ndarray, title: str, x_title: str, color: str = ERROR_COLOR, log_x: bool = False
 ) -> go.Figure:
-    """Bars of pre-computed counts (per-example drift, cosine similarity).
+    """Bars of pre-computed counts (per-example drift, cosine similarity); ``title`` and ``x_title`` as given.
 
     ``log_x``: the edges are log10 values; the axis is labelled with the plain values (bars stay evenly wide).
     """
     data = [{"type": "bar", **_bins(edges), "y": f32(counts), "marker": {"color": color},
-             "opacity": 0.85, "name": "examples"}]
+             "opacity": 0.85, "name": _("examples")}]
     xaxis = axis_layout(x_title)
     if log_x:
         ticks = np.linspace(float(edges[0]), float(edges[-1]), 5)
         xaxis.update(tickvals=ticks.tolist(), ticktext=[f"{10.0**t:.2g}" for t in ticks])
-    return make_figure(data, title, 320, legend=False, bargap=0.02, xaxis=xaxis, yaxis=axis_layout("examples"))
+    return make_figure(data, title, 320, legend=False, bargap=0.02, xaxis=xaxis, yaxis=axis_layout(_("examples")))
 
 
 def metric_sweep_figure(
@@ -320,18 +362,21 @@ def metric_sweep_figure(
     higher_is_better: bool,
     title: str | None = None,
 ) -> go.Figure:
-    """Task metric vs bit width for the current scheme, with the float model's value as a baseline."""
+    """Task metric vs bit width for the current scheme, with the float model's value as a baseline.
+
+    ``metric_name`` and ``current_label`` are shown as given (the page translates them)."""
     data: list[Trace] = [
-        {"type": "scatter", "x": f32(bits), "y": f32(values), "mode": "lines+markers", "name": "quantized",
+        {"type": "scatter", "x": f32(bits), "y": f32(values), "mode": "lines+markers", "name": _("quantized"),
          "line": {"color": QUANT_COLOR}},
         {"type": "scatter", "x": [min(bits), max(bits)], "y": [float(baseline)] * 2, "mode": "lines",
-         "name": f"float model: {baseline:.4g}", "line": {"color": FLOAT_COLOR, "dash": "dash"}},
+         "name": _("float model: {value}", value=f"{baseline:.4g}"), "line": {"color": FLOAT_COLOR, "dash": "dash"}},
     ]
     if current_bits is not None and current_value is not None:
         data.append({"type": "scatter", "x": [float(current_bits)], "y": [float(current_value)], "mode": "markers",
                      "name": current_label, "marker": STAR})
-    better = "higher" if higher_is_better else "lower"
+    y_title = (_("{metric} (higher is better)", metric=metric_name) if higher_is_better
+               else _("{metric} (lower is better)", metric=metric_name))
     return make_figure(
-        data, f"Task metric vs bit width: {metric_name}" if title is None else title, 360,
-        xaxis=axis_layout("bit width", dtick=2), yaxis=axis_layout(f"{metric_name} ({better} is better)"),
+        data, _("Task metric vs bit width: {metric}", metric=metric_name) if title is None else title, 360,
+        xaxis=axis_layout(_("bit width"), dtick=2), yaxis=axis_layout(y_title),
     )
