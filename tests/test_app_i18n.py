@@ -234,6 +234,16 @@ def test_a_link_with_an_unknown_lang_falls_back_to_english_and_says_so(value):
         assert "`lang=" in notice and "`en`" in notice, notice
 
 
+def test_a_chinese_link_with_bad_values_explains_them_in_chinese():
+    at = open_page("tensor_explorer", model="digits-mlp", lang="zh", bits="99", foo="bar", layer="nope")
+    assert not failures(at) and language(at) == "zh"
+    notice = " ".join(w.value for w in at.warning)
+    assert "`bits=99`" in notice and "`foo=bar`" in notice and "`layer=nope`" in notice, notice
+    assert CJK.search(notice), notice
+    left = [line for line in english_leftovers(at, allowed_names()) if "/warning" in line or "#_qe_dismiss" in line]
+    assert not left, report("the link notice in Chinese: English runs", left)
+
+
 @pytest.mark.parametrize("value", ["zh-CN", "zh_Hans", "ZH"])
 def test_a_link_with_a_regional_chinese_code_opens_in_chinese(value):
     """``ui.i18n.normalize`` reads ``zh-CN`` / ``zh_Hans`` as Chinese: a link spelled so opens in Chinese."""
