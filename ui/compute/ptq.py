@@ -8,7 +8,9 @@ link shows it straight away.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -25,13 +27,17 @@ from quantlib.ptq.layers import capture_inputs, is_target, target_layers, weight
 from ui import sources
 from ui.compute import analysis as analysis_data
 from ui.compute import reductions
+from ui.i18n import N_, _
 
 Progress = Callable[[int, int, str], None]
 
 
 @dataclass(frozen=True)
 class Algorithm:
-    """One checkbox of the page: what ``quantlib.ptq.apply`` runs and how the page explains it."""
+    """One checkbox of the page: what ``quantlib.ptq.apply`` runs and how the page explains it.
+
+    ``label`` and ``idea`` are English msgids (``N_``): the page shows ``_(a.label)`` / ``_(a.idea)``.
+    """
 
     key: str  # the URL token
     method: str  # quantlib.ptq method
@@ -44,53 +50,67 @@ class Algorithm:
 ALGORITHMS: tuple[Algorithm, ...] = (
     Algorithm(
         "gptq", "gptq", "GPTQ",
-        "round one column at a time and push its rounding error onto the columns not yet rounded, through the "
-        "inverse Hessian of the layer's error",
+        N_(
+            "round one column at a time and push its rounding error onto the columns not yet rounded, through the "
+            "inverse Hessian of the layer's error"
+        ),
         r"\delta_i=\frac{w_i-Q(w_i)}{[H^{-1}]_{ii}},\ \ W_{:,j>i}\mathrel{-}=\delta_i\,[H^{-1}]_{i,j>i},"
         r"\ \ H=2XX^\top+\lambda I",
         "Frantar et al. 2022",
     ),
     Algorithm(
         "awq", "awq", "AWQ",
-        "scale up the input channels that carry large activations before rounding (their weights lose "
-        "relatively less), undo the scale on the input; the strength α is searched on the calibration inputs",
+        N_(
+            "scale up the input channels that carry large activations before rounding (their weights lose "
+            "relatively less), undo the scale on the input; the strength α is searched on the calibration inputs"
+        ),
         r"\hat W=Q\big(W\,\mathrm{diag}(s)\big)\,\mathrm{diag}(s)^{-1},\ \ s=\overline{|x|}^{\,\alpha},"
         r"\ \ \alpha^*=\arg\min_\alpha\lVert WX-\hat W X\rVert^2",
         "Lin et al. 2023",
     ),
     Algorithm(
         "smoothquant", "smoothquant", "SmoothQuant",
-        "quantizes weights **and** input activations: first move activation outliers into the weights with a "
-        "per-channel scale, so a per-tensor activation grid fits",
+        N_(
+            "quantizes weights **and** input activations: first move activation outliers into the weights with a "
+            "per-channel scale, so a per-tensor activation grid fits"
+        ),
         r"s_j=\frac{\max|X_j|^{\alpha}}{\max|W_{:,j}|^{1-\alpha}},\ \ "
         r"Y=Q_a\!\big(X\,\mathrm{diag}(s)^{-1}\big)\,Q_w\!\big(\mathrm{diag}(s)W^\top\big)",
         "Xiao et al. 2022",
     ),
     Algorithm(
         "adaround", "adaround", "AdaRound",
-        "learn for every weight whether to round down or up, so the layer's output on the calibration inputs "
-        "is reconstructed (Adam on a rectified sigmoid, pushed to 0 / 1)",
+        N_(
+            "learn for every weight whether to round down or up, so the layer's output on the calibration inputs "
+            "is reconstructed (Adam on a rectified sigmoid, pushed to 0 / 1)"
+        ),
         r"\min_V\lVert WX-\tilde W X\rVert^2+\lambda\sum\big(1-|2h(V)-1|^\beta\big),\ \ "
         r"\tilde W=s\,\big(\lfloor W/s\rfloor+h(V)\big)",
         "Nagel et al. 2020",
     ),
     Algorithm(
-        "bias", "bias_correction", "Bias correction",
-        "rounding errors shift each output channel's mean; measure the shift on the calibration inputs and "
-        "take it out of the bias",
+        "bias", "bias_correction", N_("Bias correction"),
+        N_(
+            "rounding errors shift each output channel's mean; measure the shift on the calibration inputs and "
+            "take it out of the bias"
+        ),
         r"b'_c=b_c-\mathbb{E}\big[\hat y_c-y_c\big]",
         "Nagel et al. 2019",
     ),
     Algorithm(
         "cle", "cle", "CLE",
-        "ReLU commutes with a positive scale, so move range between consecutive layers until their channel "
-        "ranges match (data-free), then round",
+        N_(
+            "ReLU commutes with a positive scale, so move range between consecutive layers until their channel "
+            "ranges match (data-free), then round"
+        ),
         r"s_i=\sqrt{r^{(1)}_i / r^{(2)}_i},\ \ W_1'=\mathrm{diag}(s)^{-1}W_1,\ \ W_2'=W_2\,\mathrm{diag}(s)",
         "Nagel et al. 2019",
     ),
     Algorithm(
-        "cle_bias", "cle+bias_correction", "CLE + bias correction",
-        "both steps of data-free quantization: equalize, round, then correct the biases",
+        "cle_bias", "cle+bias_correction", N_("CLE + bias correction"),
+        N_(
+            "both steps of data-free quantization: equalize, round, then correct the biases"
+        ),
         r"\text{CLE}\ \rightarrow\ Q\ \rightarrow\ b'=b-\mathbb{E}[\hat y-y]",
         "Nagel et al. 2019",
     ),
@@ -158,9 +178,35 @@ def compute_run(model: str, run: str, spec: QuantSpec, alpha: float, progress: P
     else:
         method = BY_KEY[run].method
         options = options_for(method, alpha)
-    result = apply(sm.model, method, spec, sm.calibration_inputs, progress=progress, **options)
+    # The job runner calls jobs under torch.no_grad(); AdaRound learns its rounding with gradients.
+    with torch.enable_grad() if method == "adaround" else contextlib.nullcontext():
+        result = apply(sm.model, method, spec, sm.calibration_inputs, progress=_worded(progress), **options)
     metrics = sm.evaluate(result.model)
     return {"report": result.report, "metrics": metrics, "seconds": result.seconds}
+
+
+_ITERATION = re.compile(r"^(?P<layer>.*): iteration (?P<done>\d+)/(?P<total>\d+)$")
+#: quantlib.ptq's progress messages, as msgids the job runner translates for each waiting session.
+ITERATION_NOTE = N_("{layer}: iteration {done}/{total}")
+DONE_NOTE = N_("done")
+
+
+def _worded(progress: Progress | None) -> Progress | None:
+    """``progress`` fed with msgids instead of quantlib's English (``fc1: iteration 3/500``, ``done``); a layer
+    name passes as it is."""
+    if progress is None:
+        return None
+
+    def report(done: int, total: int, message: str = "") -> None:
+        found = _ITERATION.match(message)
+        if found:
+            progress(done, total, ITERATION_NOTE, **found.groupdict())  # type: ignore[call-arg]
+        elif message == "done":
+            progress(done, total, DONE_NOTE)
+        else:
+            progress(done, total, message)
+
+    return report
 
 
 # --- cost estimates -------------------------------------------------------------------------------------------
@@ -211,7 +257,7 @@ def outlier_layer(model: str, layer: str) -> str | None:
         return None
 
 
-@st.cache_resource(max_entries=8, show_spinner="Running the calibration inputs through the model…")
+@st.cache_resource(max_entries=8, show_spinner=False)  # the page shows a spinner in its own language
 def _layer_input(model: str, layer: str) -> torch.Tensor:
     """The layer's input rows on the calibration inputs (a private copy of the model runs them; read only:
     shared by every session). MiniLM's widest: 544 × 1536 float32, 3.3 MB."""
@@ -309,27 +355,92 @@ def layer_table(results: dict[str, dict], labels: dict[str, str]) -> pd.DataFram
     return pd.concat(frames, ignore_index=True)
 
 
-#: What the page's settings of a method are, when they differ from the paper's defaults, and why.
+#: What the page's settings of a method are, when they differ from the paper's defaults, and why (msgids).
 _NOTES = {
-    "gptq": " Here with act-order and 10 % damping: the calibration set is small (MiniLM: 544 tokens for layers "
-    "with 1536 inputs, so H is rank-deficient), and the authors' 1 % damping fits those few inputs too closely.",
-    "awq": " The scale is folded into the stored weights here (same outputs); the authors' clipping search is "
-    "not included.",
-    "smoothquant": " Compared with RTN W+A: the same weight and activation grids without the migration.",
-    "adaround": f" {ADAROUND_ITERS} iterations per layer (the paper: 10-20k), from the float model's inputs.",
-    "cle": " Needs layers joined by ReLU: transformers (GELU, LayerNorm) and the recommender have none.",
-    "cle_bias": " Needs layers joined by ReLU for the first step.",
+    "gptq": N_(
+        "Here with act-order and 10 % damping: the calibration set is small (MiniLM: 544 tokens for layers with "
+        "1536 inputs, so H is rank-deficient), and the authors' 1 % damping fits those few inputs too closely."
+    ),
+    "awq": N_(
+        "The scale is folded into the stored weights here (same outputs); the authors' clipping search is not "
+        "included."
+    ),
+    "smoothquant": N_("Compared with RTN W+A: the same weight and activation grids without the migration."),
+    "adaround": N_("{iters} iterations per layer (the paper: 10-20k), from the float model's inputs."),
+    "cle": N_("Needs layers joined by ReLU: transformers (GELU, LayerNorm) and the recommender have none."),
+    "cle_bias": N_("Needs layers joined by ReLU for the first step."),
 }
 
 
 def page_note(key: str) -> str:
-    return _NOTES.get(key, "")
+    """The note on the page's settings of ``key``, in the session's language ("" when there is none)."""
+    note = _NOTES.get(key)
+    return _(note, iters=ADAROUND_ITERS) if note else ""
+
+
+#: The ``ValueError`` messages of ``quantlib.ptq`` a run on this page can meet (they reach the page in English
+#: from a worker process), each with the page's msgid for it: named groups become the msgid's placeholders.
+_KNOWN_ERRORS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (
+        re.compile(r"cross-layer equalization needs two Linear / Conv layers joined only by ReLU"),
+        N_(
+            "cross-layer equalization needs two Linear / Conv layers joined only by ReLU (or max-pool); this "
+            "model has none (GELU, LayerNorm and concatenations are not scale-equivariant)"
+        ),
+    ),
+    (
+        re.compile(r"the damped Hessian is not positive definite \(damping (?P<damp>[^)]*)\)"),
+        N_("the damped Hessian is not positive definite (damping {damp}); try a larger damping"),
+    ),
+    (
+        re.compile(r"AdaRound learns up / down on an integer grid; (?P<format>\S+) has none"),
+        N_("AdaRound learns up / down on an integer grid; {format} has none: use format int"),
+    ),
+    (
+        re.compile(r"AdaRound diverged"),
+        N_("AdaRound diverged (non-finite weights); try a smaller learning rate"),
+    ),
+    (
+        re.compile(r"layer (?P<layer>'.*'): group size (?P<size>\d+) does not divide its rows of (?P<rows>\d+)"),
+        N_(
+            "layer {layer}: group size {size} does not divide its rows of {rows} values; pick a group size that "
+            "divides every layer's rows, or per-channel"
+        ),
+    ),
+    (
+        re.compile(r"the model has no Linear or Conv layer to quantize"),
+        N_("the model has no Linear or Conv layer to quantize"),
+    ),
+    (
+        re.compile(r"layer (?P<layer>'.*') did not run on the calibration inputs"),
+        N_("layer {layer} did not run on the calibration inputs"),
+    ),
+)
+
+
+def known_error(message: str) -> tuple[str, dict[str, str]] | None:
+    """``(msgid, values)`` for an English ``quantlib.ptq`` error message the page knows, else None.
+
+    >>> known_error("the damped Hessian is not positive definite (damping 0.1); try a larger damping")[1]
+    {'damp': '0.1'}
+    >>> known_error("something else") is None
+    True
+    """
+    for pattern, msgid in _KNOWN_ERRORS:
+        found = pattern.search(message)
+        if found:
+            return msgid, found.groupdict()
+    return None
 
 
 @dataclass(frozen=True)
 class TryThis:
     """A "Try this" box: settings (a link) and the figures they give, measured - tests/test_ptq_try_this.py
-    recomputes every ``claims`` entry with :func:`compute_run` and checks it to the stated two decimals."""
+    recomputes every ``claims`` entry with :func:`compute_run` and checks it to the stated two decimals.
+
+    ``title`` and ``text`` are English msgids (``N_``); ``text`` names each figure ``{run_alpha}`` (``{rtn_05}``,
+    ``{smoothquant_075}``), filled in at display by :meth:`summary`, in the session's language.
+    """
 
     title: str
     params: tuple[tuple[str, str], ...]
@@ -342,9 +453,17 @@ class TryThis:
 
         return "algorithms?" + urlencode(dict(self.params))
 
+    def figures(self) -> dict[str, str]:
+        """The measured figures by placeholder name: ``{"rtn_05": "0.90", ...}``."""
+        return {f"{run}_{str(a).replace('.', '')}": f"{v:.2f}" for run, a, v in self.claims}
+
     def summary(self) -> str:
-        got = {(run, a): v for run, a, v in self.claims}
-        return self.text.format(**{f"{run}_{str(a).replace('.', '')}": f"{v:.2f}" for (run, a), v in got.items()})
+        """The box's sentence with its figures, in the session's language."""
+        return _(self.text, **self.figures())
+
+    def heading(self) -> str:
+        """The box's title in the session's language."""
+        return _(self.title)
 
     def spec(self) -> QuantSpec:
         p = dict(self.params)
@@ -356,30 +475,36 @@ class TryThis:
 
 TRY_THIS: tuple[TryThis, ...] = (
     TryThis(
-        "MiniLM, 4-bit weights",
+        N_("MiniLM, 4-bit weights"),
         (("model", "minilm"), ("bits", "4"), ("granularity", "channel"), ("algos", "gptq,awq")),
         (("rtn", 0.5, 0.90), ("gptq", 0.5, 0.95), ("awq", 0.5, 0.91)),
         "spearman",
-        "MiniLM at 4 bits per-channel: RTN keeps a Spearman of {rtn_05}, AWQ {awq_05}, GPTQ {gptq_05} - GPTQ "
-        "wins back half of what rounding lost.",
+        N_(
+            "MiniLM at 4 bits per-channel: RTN keeps a Spearman of {rtn_05}, AWQ {awq_05}, GPTQ {gptq_05} - GPTQ "
+            "wins back half of what rounding lost."
+        ),
     ),
     TryThis(
-        "MiniLM, W8A8",
+        N_("MiniLM, W8A8"),
         (("model", "minilm"), ("bits", "8"), ("granularity", "channel"), ("algos", "smoothquant"),
          ("sq_alpha", "0.75")),
         (("rtn_wa", 0.75, 0.98), ("smoothquant", 0.5, 0.95), ("smoothquant", 0.75, 1.00)),
         "spearman",
-        "MiniLM with 8-bit weights **and** activations: RTN W+A gives {rtn_wa_075}; SmoothQuant at the paper's "
-        "α = 0.5 gives {smoothquant_05} (worse!), at α = 0.75 {smoothquant_075}. Move α and watch the outliers "
-        "chart.",
+        N_(
+            "MiniLM with 8-bit weights **and** activations: RTN W+A gives {rtn_wa_075}; SmoothQuant at the "
+            "paper's α = 0.5 gives {smoothquant_05} (worse!), at α = 0.75 {smoothquant_075}. Move α and watch the "
+            "outliers chart."
+        ),
     ),
     TryThis(
-        "digits-cnn, 3-bit per-tensor",
+        N_("digits-cnn, 3-bit per-tensor"),
         (("model", "digits-cnn"), ("bits", "3"), ("granularity", "tensor"), ("algos", "adaround,cle_bias"),
          ("layer", "conv2")),
         (("rtn", 0.5, 0.49), ("adaround", 0.5, 0.99), ("cle_bias", 0.5, 0.52)),
         "accuracy",
-        "digits-cnn at 3 bits, one scale per tensor: RTN's accuracy falls to {rtn_05}; CLE + bias correction "
-        "gets {cle_bias_05}; AdaRound's learned rounding {adaround_05}.",
+        N_(
+            "digits-cnn at 3 bits, one scale per tensor: RTN's accuracy falls to {rtn_05}; CLE + bias correction "
+            "gets {cle_bias_05}; AdaRound's learned rounding {adaround_05}."
+        ),
     ),
 )

@@ -2,6 +2,8 @@
 
 Same conventions as :mod:`ui.figures` (its layout helper and colours): one ``go.Figure`` call from plain dicts,
 float32 arrays (shipped as base64), so MiniLM's 1536 channels or 37 layers × 7 methods stay a few kB.
+Titles, axes, legends and hover text are in the session's language (the page draws these figures directly,
+never through a shared figure cache); method labels and metric names come in as the page shows them.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from ui.figures.explorer import (
     log_axis_layout,
     make_figure,
 )
+from ui.i18n import _
 
 #: RTN is drawn grey in every chart: the baseline the colours are compared with.
 RTN_COLOR = "#9D9D9D"
@@ -46,14 +49,14 @@ def metric_bars(labels: Sequence[str], values: Sequence[float], float_value: flo
          "text": [f"{v:.3f}" for v in values], "textposition": "outside", "cliponaxis": False,
          "hovertemplate": "%{x}: %{y:.4f}<extra></extra>", "showlegend": False},
         {"type": "scatter", "x": [labels[0], labels[-1]], "y": f32([float_value, float_value]), "mode": "lines",
-         "line": {"color": FLOAT_COLOR, "dash": "dash"}, "name": f"float model: {float_value:.3f}",
+         "line": {"color": FLOAT_COLOR, "dash": "dash"}, "name": _("float model: {value}", value=f"{float_value:.3f}"),
          "hoverinfo": "skip"},
     ]
     lo = min(min(values), float_value)
     hi = max(max(values), float_value)
     pad = 0.12 * (hi - lo) if hi > lo else 0.05
     return make_figure(
-        data, f"Task metric: {metric}", 300, legend=True, legend_rows=1,
+        data, _("Task metric: {metric}", metric=metric), 300, legend=True, legend_rows=1,
         xaxis=axis_layout("", type="category"), yaxis=axis_layout(metric, range=[lo - pad, hi + pad]),
     )
 
@@ -74,8 +77,8 @@ def layer_errors(short: Sequence[str], errors: Mapping[str, Sequence[float]]) ->
         )
     tickvals = x if len(x) <= 12 else x[:: max(1, len(x) // 12)]
     return make_figure(
-        data, "Layer reconstruction error (lower is better)", 330,
-        xaxis=axis_layout("layer", tickvals=tickvals, ticktext=[short[i] for i in tickvals], tickangle=-40),
+        data, _("Layer reconstruction error (lower is better)"), 330,
+        xaxis=axis_layout(_("layer"), tickvals=tickvals, ticktext=[short[i] for i in tickvals], tickangle=-40),
         yaxis=log_axis_layout("‖WX − ŴX‖² / ‖WX‖²"),
     )
 
@@ -87,14 +90,14 @@ def outlier_chart(before: Sequence[float], after: Sequence[float], alpha: float,
     n = len(before)
     x = {"x0": 0, "dx": 1}  # channel numbers implied: no index array to ship
     data = [
-        {"type": "bar", **x, "y": f32(before), "name": "before: max|X_j|", "marker": {"color": GRID_COLOR},
-         "hovertemplate": "channel %{x}: %{y:.3g}<extra>before</extra>"},
-        {"type": "bar", **x, "y": f32(after), "opacity": 0.8, "name": f"after: max|X_j| / s_j (α = {alpha:g})",
-         "marker": {"color": QUANT_COLOR}, "hovertemplate": "channel %{x}: %{y:.3g}<extra>after</extra>"},
+        {"type": "bar", **x, "y": f32(before), "name": _("before: max|X_j|"), "marker": {"color": GRID_COLOR},
+         "hovertemplate": _("channel %{x}: %{y:.3g}<extra>before</extra>")},
+        {"type": "bar", **x, "y": f32(after), "opacity": 0.8, "name": _("after: max|X_j| / s_j (α = {alpha})", alpha=f"{alpha:g}"),
+         "marker": {"color": QUANT_COLOR}, "hovertemplate": _("channel %{x}: %{y:.3g}<extra>after</extra>")},
         {"type": "scatter", "x": [0, n - 1], "y": f32([step_before, step_before]), "mode": "lines",
-         "name": "grid step before", "line": {"color": "#000000", "dash": "dash", "width": 2}, "hoverinfo": "skip"},
+         "name": _("grid step before"), "line": {"color": "#000000", "dash": "dash", "width": 2}, "hoverinfo": "skip"},
         {"type": "scatter", "x": [0, n - 1], "y": f32([step_after, step_after]), "mode": "lines",
-         "name": "grid step after", "line": {"color": FLOAT_COLOR, "dash": "dash", "width": 2}, "hoverinfo": "skip"},
+         "name": _("grid step after"), "line": {"color": FLOAT_COLOR, "dash": "dash", "width": 2}, "hoverinfo": "skip"},
     ]
     values = np.asarray([*before, *after, step_before, step_after], dtype=np.float64)
     values = values[values > 0]
@@ -102,6 +105,6 @@ def outlier_chart(before: Sequence[float], after: Sequence[float], alpha: float,
     if values.size:  # the grid-step lines can sit below every bar: keep them in view
         y_range = [float(np.log10(values.min())) - 0.1, float(np.log10(values.max())) + 0.1]
     return make_figure(
-        data, "Largest |activation| of each input channel (log scale)", 300, barmode="overlay", bargap=0,
-        xaxis=axis_layout("input channel"), yaxis=log_axis_layout("max |x|", range=y_range),
+        data, _("Largest |activation| of each input channel (log scale)"), 300, barmode="overlay", bargap=0,
+        xaxis=axis_layout(_("input channel")), yaxis=log_axis_layout("max |x|", range=y_range),
     )
