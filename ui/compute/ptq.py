@@ -200,7 +200,10 @@ def _worded(progress: Progress | None) -> Progress | None:
     def report(done: int, total: int, message: str = "") -> None:
         found = _ITERATION.match(message)
         if found:
-            progress(done, total, ITERATION_NOTE, **found.groupdict())  # type: ignore[call-arg]
+            try:
+                progress(done, total, ITERATION_NOTE, **found.groupdict())  # type: ignore[call-arg]
+            except TypeError:  # a progress callable that takes no values: the English message as it came
+                progress(done, total, message)
         elif message == "done":
             progress(done, total, DONE_NOTE)
         else:
