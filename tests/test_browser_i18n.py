@@ -106,3 +106,8 @@ def test_a_lang_zh_link_opens_the_app_in_chinese(server, page):
     assert "术语表" in nav, nav
     assert sidebar(page).get_by_role("radio", name="zh").is_checked(), "the switch shows the link's language"
     assert "lang=zh" in page.url
+    main = page.locator('[data-testid="stMain"]').inner_text()
+    assert "**" not in main, (
+        "bold that Markdown did not render (full-width punctuation before a closing **, e.g. **试一试：**把): "
+        + main[max(main.find("**") - 20, 0) : main.find("**") + 40]
+    )
