@@ -18,6 +18,9 @@ How a run behaves (the job function is :func:`ui.compute.teach.train_run`, the r
   and running widths.
 
 The page's own inputs (``epochs``, ``lr``) are URL parameters like the sidebar's, so a shared link names the run.
+
+Everything the worker and the runner hand over is numbers and codes (a run, its points, its group-size notes),
+kept for sessions in any language: every word about them is written here, at display, with ``_``.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from ui.compute import reductions
 from ui.compute import teach as teach_data
 from ui.compute.teach import QATRun, RunSettings
 from ui.figures import teach as teach_figures
+from ui.i18n import N_, _, ngettext
+from ui.text import code_span
 from ui.views import jobs as job_views
 
 settings = controls.current()
@@ -45,21 +50,40 @@ _SWEEP_KEY = "_qat_sweep_keys"
 _TRAINED_KEY = "_qat_trained"
 #: A run this session trained reads "trained just now" for this long; after that, like anybody's.
 _JUST_NOW_SECONDS = 600.0
+#: The task metrics of the sample models as the page names them (the metric's key stays the code).
+METRIC_LABELS: dict[str, str] = {
+    "accuracy": N_("accuracy"),
+    "recall@10": N_("recall@10"),
+    "spearman": N_("Spearman correlation"),
+    "mse": N_("MSE"),
+}
 
 widgets.page_intro(
-    "PTQ vs QAT",
+    _("PTQ vs QAT"),
     "🏋️",
-    "**PTQ** (post-training quantization) rounds a trained model's weights once and hopes it copes. **QAT** "
-    "(quantization-aware training) keeps training it for a few epochs *with the rounding in the loop*: the "
-    "forward pass sees the rounded weights, the backward pass pretends rounding is not there (the "
-    "straight-through estimator), and the optimizer nudges the float weights until the rounded ones work. "
-    "Then the three are compared: the float model, PTQ and QAT at the same bit width.",
+    _(
+        "**PTQ** (post-training quantization) rounds a trained model's weights once and hopes it copes. **QAT** "
+        "(quantization-aware training) keeps training it for a few epochs *with the rounding in the loop*: the "
+        "forward pass sees the rounded weights, the backward pass pretends rounding is not there (the "
+        "straight-through estimator), and the optimizer nudges the float weights until the rounded ones work. "
+        "Then the three are compared: the float model, PTQ and QAT at the same bit width."
+    ),
     r"\begin{gathered}\hat{w} = \big(\mathrm{clamp}(\mathrm{round}(w/s) + z) - z\big)\, s\\ "
-    r"\tfrac{\partial L}{\partial w} \approx \tfrac{\partial L}{\partial \hat{w}}\ \ \text{(straight-through)}"
-    r"\\ w \leftarrow w - \eta\, \tfrac{\partial L}{\partial \hat{w}}\end{gathered}",
-    "with **digits-mlp**, set the sidebar to **2 bits**, granularity **channel**, and press **Train**: PTQ keeps "
-    "about 30 % accuracy, QAT wins back over 90 % in a second or two.",
+    r"\tfrac{\partial L}{\partial w} \approx \tfrac{\partial L}{\partial \hat{w}}\ \ \text{("
+    # i18n: a word inside the formula (LaTeX \text): the straight-through estimator's name.
+    + _("straight-through")
+    + r")}\\ w \leftarrow w - \eta\, \tfrac{\partial L}{\partial \hat{w}}\end{gathered}",
+    _(
+        "with **digits-mlp**, set the sidebar to **2 bits**, granularity **channel**, and press **Train**: PTQ "
+        "keeps about 30 % accuracy, QAT wins back over 90 % in a second or two."
+    ),
 )
+
+
+def _metric() -> str:
+    """The model's task metric by name, in the reader's language (``accuracy``, ``recall@10``)."""
+    label = METRIC_LABELS.get(sm.metric_name)
+    return _(label) if label else sm.metric_name
 
 
 def _m(value: float | None) -> str:
@@ -72,12 +96,16 @@ def _m(value: float | None) -> str:
 
 
 def _explain_no_training() -> None:
-    reason = teach_data.no_train_reason(settings.model)
+    # The reason is an English msgid of the sample model (or of ui.compute.teach): translated here.
+    reason = _(teach_data.no_train_reason(settings.model))
     st.info(
-        f"**QAT needs training data.** It keeps training the model with the rounding in the loop, so it needs "
-        f"the examples and the loss the model learned from. **{sm.title}** has none here: {reason}.\n\n"
-        "Choose **digits-mlp** in the sidebar's *Model* menu (it trains in about a second) - or digits-cnn or "
-        "recsys.",
+        _(
+            "**QAT needs training data.** It keeps training the model with the rounding in the loop, so it needs "
+            "the examples and the loss the model learned from. **{model}** has none here: {reason}.\n\n"
+            "Choose **digits-mlp** in the sidebar's *Model* menu (it trains in about a second) - or digits-cnn or "
+            "recsys.",
+            model=code_span(settings.model), reason=reason,
+        ),
         icon="ℹ️",
     )
 
@@ -86,19 +114,26 @@ def _curves_figure(run: QATRun, float_m: float, ptq_m: float, title: str):  # no
     pts = run.points
     return teach_figures.qat_curves(
         [p.epoch for p in pts], [p.loss for p in pts], [p.eval_metric for p in pts], [p.train_metric for p in pts],
-        float_m, ptq_m, sm.metric_name, run.settings.epochs, sm.higher_is_better, title=title,
+        float_m, ptq_m, _metric(), run.settings.epochs, sm.higher_is_better, title=title,
     )
 
 
-def _progress_text(run: QATRun, step: int, who: str) -> str:
+def _progress_text(run: QATRun, step: int, mine: bool) -> str:
     """``Training: epoch 1.25 of 3 · step 25 of 60 · loss 0.41 · accuracy 91.2 %`` (the last report's numbers)."""
     last = run.last
     if not step or not run.total_steps:
-        return f"{who}: starting…"
-    loss = f" · loss {last.loss:.3g}" if last is not None and last.loss is not None else ""
-    metric = f" · {sm.metric_name} {_m(last.eval_metric)}" if last is not None and last.step else ""
+        return _("Training: starting…") if mine else _("Training in another browser: starting…")
     epoch = step / run.steps_per_epoch if run.steps_per_epoch else 0.0
-    return f"{who}: epoch {epoch:.2f} of {run.settings.epochs} · step {step} of {run.total_steps}{loss}{metric}"
+    values = {"epoch": f"{epoch:.2f}", "epochs": run.settings.epochs, "step": step, "total": run.total_steps}
+    parts = [
+        _("Training: epoch {epoch} of {epochs} · step {step} of {total}", **values) if mine
+        else _("Training in another browser: epoch {epoch} of {epochs} · step {step} of {total}", **values)
+    ]
+    if last is not None and last.loss is not None:
+        parts.append(_("loss {loss}", loss=f"{last.loss:.3g}"))
+    if last is not None and last.step:
+        parts.append(f"{_metric()} {_m(last.eval_metric)}")
+    return " · ".join(parts)
 
 
 def _seen() -> dict[str, jobs.Job]:
@@ -120,24 +155,24 @@ def _live(job: jobs.Job, run_settings: RunSettings, owner: str, float_m: float, 
         if job.is_done:
             st.rerun()
         if mine:
-            if st.button("⏹ Stop training", key="qat_stop", help="Keeps what was trained so far.") or (
+            if st.button(_("⏹ Stop training"), key="qat_stop", help=_("Keeps what was trained so far.")) or (
                 job.stop_requested
             ):
                 runner.stop(job.key, owner)
-                st.caption("Stopping after the current training step…")
+                st.caption(_("Stopping after the current training step…"))
         else:
-            st.caption(
+            st.caption(_(
                 "Another browser on this server is training exactly these settings: you are watching its run (one "
                 "training serves everyone). Change a setting to train something else."
-            )
+            ))
         run = QATRun.live(run_settings, job)
         if job.started is None:
             st.progress(0.0, text=job_views.progress_text(job, jobs.runner().ahead_of(job)))
         else:
-            who = "Training" if mine else "Training in another browser"
             st.progress(min(job.done / run.total_steps, 1.0) if run.total_steps else 0.0,
-                        text=_progress_text(run, job.done, who))
-        title = "Training with quantized weights (live" + (")" if mine else ", another browser)")
+                        text=_progress_text(run, job.done, mine))
+        title = (_("Training with quantized weights (live)") if mine
+                 else _("Training with quantized weights (live, another browser)"))
         st.plotly_chart(_curves_figure(run, float_m, ptq_m, title), key="qat-live-curves",
                         config={"displaylogo": False})
 
@@ -153,56 +188,72 @@ def _ended(run_settings: RunSettings) -> jobs.Job | None:
     return job
 
 
-def _results(run: QATRun, float_m: float, ptq_m: float, spec_label: str, how: str) -> None:
+def _results(run: QATRun, float_m: float, ptq_m: float, spec_label: str, just_now: bool) -> None:
     """Curves and the float / PTQ / QAT comparison of a finished or stopped run."""
     epochs = run.settings.epochs
     if run.status == "stopped":
         last = run.last
         st.warning(
-            f"**Stopped at epoch {last.epoch:.2g} of {epochs}** (step {last.step} of {run.total_steps}). The QAT "
-            "numbers below are those of the partly trained model; press *Train again* for the full run.",
+            _(
+                "**Stopped at epoch {epoch} of {epochs}** (step {step} of {total}). The QAT numbers below are those "
+                "of the partly trained model; press *Train again* for the full run.",
+                epoch=f"{last.epoch:.2g}", epochs=epochs, step=last.step, total=run.total_steps,
+            ),
             icon="⏸️",
         )
-    st.plotly_chart(_curves_figure(run, float_m, ptq_m, "Training with quantized weights"), key="qat-curves",
+    st.plotly_chart(_curves_figure(run, float_m, ptq_m, _("Training with quantized weights")), key="qat-curves",
                     config={"displaylogo": False})
     qat_m = run.qat_metric
-    st.subheader(f"Float vs PTQ vs QAT at {spec_label}")
+    st.subheader(_("Float vs PTQ vs QAT at {spec}", spec=spec_label))
     c = st.columns(3, wrap=False)
-    c[0].metric("Float model", _m(float_m), help="The trained model, unquantized.")
-    c[1].metric("PTQ", _m(ptq_m), delta=_delta(ptq_m - float_m, "vs float"),
+    c[0].metric(_("Float model"), _m(float_m), help=_("The trained model, unquantized."))
+    c[1].metric("PTQ", _m(ptq_m), delta=_delta(ptq_m - float_m, "float"),
                 delta_color="normal" if sm.higher_is_better else "inverse",
-                help="The float weights rounded once, no training.")
-    c[2].metric("QAT" + (" (stopped early)" if run.status == "stopped" else ""), _m(qat_m),
-                delta=_delta(qat_m - ptq_m, "vs PTQ") if qat_m is not None else None,
+                help=_("The float weights rounded once, no training."))
+    c[2].metric(_("QAT (stopped early)") if run.status == "stopped" else "QAT", _m(qat_m),
+                delta=_delta(qat_m - ptq_m, "ptq") if qat_m is not None else None,
                 delta_color="normal" if sm.higher_is_better else "inverse",
-                help="Trained with the rounding in the loop, then rounded the same way as PTQ.")
+                help=_("Trained with the rounding in the loop, then rounded the same way as PTQ."))
     left, right = st.columns([2, 3], gap="medium")
     with left:
         values = [float_m, ptq_m] + ([qat_m] if qat_m is not None else [])
         st.plotly_chart(
-            teach_figures.comparison_bars(values, ["float", "PTQ", "QAT"][: len(values)], [_m(v) for v in values],
-                                          sm.metric_name, f"{sm.metric_name} on the evaluation set"),
+            teach_figures.comparison_bars(values, [_("float"), "PTQ", "QAT"][: len(values)], [_m(v) for v in values],
+                                          _metric(), _("{metric} on the evaluation set", metric=_metric())),
             key="qat-bars",
             config={"displaylogo": False},
         )
     with right:
         _codes(run, ptq_m)
-    batches = run.steps_per_epoch
-    st.caption(
-        f"QAT {how} in **{run.train_seconds:.1f} s** ({_epochs(run.last.epoch)} × {batches} steps of "
-        f"{run.batch_size} examples, Adam, learning rate {run.settings.lr:g}, seed {run.settings.seed}). The "
-        "same settings always give the same curve."
-        + (f" Group size adapted where it does not divide a layer: {'; '.join(run.notes)}." if run.notes else "")
-    )
+    facts = {"seconds": f"{run.train_seconds:.1f}", "epochs": _epochs(run.last.epoch), "batches": run.steps_per_epoch,
+              "batch": run.batch_size, "lr": f"{run.settings.lr:g}", "seed": run.settings.seed}
+    text = [
+        _("QAT trained just now in **{seconds} s** ({epochs} × {batches} steps of {batch} examples, Adam, learning "
+          "rate {lr}, seed {seed}). The same settings always give the same curve.", **facts) if just_now
+        else _("QAT trained earlier on this server and kept for everyone, in **{seconds} s** ({epochs} × {batches} "
+               "steps of {batch} examples, Adam, learning rate {lr}, seed {seed}). The same settings always give the "
+               "same curve.", **facts)
+    ]
+    if run.notes:
+        text.append(_("Group size adapted where it does not divide a layer: {notes}.",
+                      notes=_("; ").join(_note(n) for n in run.notes)))
+    st.caption(teach_data.sentences(text))
+
+
+def _note(note: str) -> str:
+    """A note the worker kept (``ui.compute.reductions.Note``: English plus its msgid) in the reader's language."""
+    text = getattr(note, "text", None)
+    return text() if callable(text) else note
 
 
 def _codes(run: QATRun, ptq_m: float) -> None:
     """How many weights QAT moved to another integer code, per layer, and what that means."""
     if not run.codes:
         if settings.target == "activations":
-            st.caption("Only activations were trained quantized, so the weights keep their float values.")
+            st.caption(_("Only activations were trained quantized, so the weights keep their float values."))
         else:
-            st.caption(f"{settings.format} has no integer codes to compare; the comparison on the left still holds.")
+            st.caption(_("{format} has no integer codes to compare; the comparison on the left still holds.",
+                         format=code_span(settings.format)))
         return
     names = list(run.codes)
     tokens = [controls.layer_token(n) for n in names]
@@ -219,32 +270,37 @@ def _codes(run: QATRun, ptq_m: float) -> None:
     changed = sum(c.changed for c in codes)
     by_one = sum(c.by_one for c in codes)
     gain = ((run.qat_metric or 0.0) - ptq_m) * (1 if sm.higher_is_better else -1)
-    how = " - mostly by one step, across a rounding boundary" if changed and by_one > changed / 2 else ""
-    text = (f"QAT left {100 * (1 - changed / max(total, 1)):.0f} % of the weights on the same integer code as PTQ "
-            f"and moved {100 * changed / max(total, 1):.1f} %{how}. ")
+    shares = {"kept": f"{100 * (1 - changed / max(total, 1)):.0f}", "moved": f"{100 * changed / max(total, 1):.1f}"}
+    text = [
+        _("QAT left {kept} % of the weights on the same integer code as PTQ and moved {moved} % - mostly by one "
+          "step, across a rounding boundary.", **shares) if changed and by_one > changed / 2
+        else _("QAT left {kept} % of the weights on the same integer code as PTQ and moved {moved} %.", **shares)
+    ]
     if gain > 0.02 * max(abs(ptq_m), 1e-9):
-        text += (f"Those few nudges, chosen by the loss, are worth {_amount(gain)} over PTQ: PTQ rounds each weight "
-                 "on its own, QAT rounds them so that the *network* still works.")
+        text.append(_("Those few nudges, chosen by the loss, are worth {amount} over PTQ: PTQ rounds each weight on "
+                      "its own, QAT rounds them so that the *network* still works.", amount=_amount(gain)))
     else:
-        text += ("Here that buys little: PTQ already keeps most of the float model's quality, or the grid is too "
-                 "coarse for these few epochs. Try fewer bits, or per-channel scales.")
-    st.caption(text)
+        text.append(_("Here that buys little: PTQ already keeps most of the float model's quality, or the grid is too "
+                      "coarse for these few epochs. Try fewer bits, or per-channel scales."))
+    st.caption(teach_data.sentences(text))
 
 
 def _amount(value: float) -> str:
     if sm.metric_name == "accuracy":
-        return f"{100 * value:.1f} points of accuracy"
-    return f"{value:.3g} of {sm.metric_name}"
+        return _("{points} points of accuracy", points=f"{100 * value:.1f}")
+    return _("{value} of {metric}", value=f"{value:.3g}", metric=_metric())
 
 
 def _epochs(n: float) -> str:
-    return "1 epoch" if n == 1 else f"{n:.2g} epochs"
+    """``1 epoch``, ``3 epochs``, ``0.45 epochs`` (a stopped run)."""
+    return ngettext("{n} epoch", "{n} epochs", 1 if n == 1 else 2, n=f"{n:.2g}")
 
 
-def _delta(value: float, what: str) -> str:
-    if sm.metric_name == "accuracy":
-        return f"{100 * value:+.1f} {what}"  # percentage points; short enough for a phone
-    return f"{value:+.3g} {what}"
+def _delta(value: float, against: str) -> str:
+    """A metric's delta against the float model (``against="float"``) or PTQ (``"ptq"``): the signed number first
+    (Streamlit reads the arrow's direction from it), percentage points for accuracy (short enough for a phone)."""
+    number = f"{100 * value:+.1f}" if sm.metric_name == "accuracy" else f"{value:+.3g}"
+    return _("{delta} vs float", delta=number) if against == "float" else _("{delta} vs PTQ", delta=number)
 
 
 # --- the bits sweep ---------------------------------------------------------------------------------------------
@@ -252,7 +308,7 @@ def _delta(value: float, what: str) -> str:
 
 def _sweep(run_settings: RunSettings, float_m: float, owner: str, current_bits: int) -> None:
     """QAT at every width from 2 to 8 bits next to PTQ: one job per width, queued in the runner."""
-    st.subheader("Where does QAT pay off? 2 to 8 bits")
+    st.subheader(_("Where does QAT pay off? 2 to 8 bits"))
     spec = run_settings.spec
     base = run_settings if spec.is_integer_grid else RunSettings(
         run_settings.model, reductions.spec_key(spec.replace(format="int")), run_settings.target, run_settings.epochs, run_settings.lr,
@@ -260,7 +316,7 @@ def _sweep(run_settings: RunSettings, float_m: float, owner: str, current_bits: 
     )
     runs = {b: base.with_bits(b) for b in teach_data.SWEEP_BITS}
     runner = jobs.runner()
-    with st.spinner("Quantizing at every bit width (PTQ)…"):
+    with st.spinner(_("Quantizing at every bit width (PTQ)…")):
         ptq = [teach_data.ptq_metric(run_settings.model, run_settings.target, r.spec_key) for r in runs.values()]
     sweep_keys: set[str] = st.session_state.setdefault(_SWEEP_KEY, set())
 
@@ -272,30 +328,34 @@ def _sweep(run_settings: RunSettings, float_m: float, owner: str, current_bits: 
     mine = [b for b, j in flying.items() if j.key in sweep_keys and j.owner == owner]
     missing = [b for b, r in runs.items() if not teach_data.is_done(runner.result(r.key)) and b not in flying]
     if mine:
-        if box.button("⏹ Stop the sweep", key="qat_sweep_stop", help="Widths already trained are kept."):
+        if box.button(_("⏹ Stop the sweep"), key="qat_sweep_stop", help=_("Widths already trained are kept.")):
             for b in mine:
                 runner.stop(runs[b].key, owner)
             sweep_keys.difference_update(runs[b].key for b in mine)
-            box.caption("Stopping the sweep: widths already trained are kept.")
+            box.caption(_("Stopping the sweep: widths already trained are kept."))
     elif missing:
         estimate = sum(teach_data.estimate_seconds(runs[b]) for b in missing)
-        label = f"▶️ Train the missing {len(missing)} widths (about {job_views.seconds_text(estimate)})"
+        label = ngettext("▶️ Train the missing {n} width (about {time})", "▶️ Train the missing {n} widths (about {time})",
+                         len(missing), n=len(missing), time=job_views.seconds_text(estimate))
         if box.button(label, key="qat_sweep"):
             try:
                 for b in missing:
                     sweep_keys.add(teach_data.submit(runs[b], owner).key)
             except jobs.ServerBusy as busy:  # a full queue: the widths submitted so far still run
-                box.warning(f"Not every width could be queued: {busy}", icon="⏳")
+                box.warning(_("Not every width could be queued: {reason}", reason=busy), icon="⏳")
             else:
                 st.rerun()  # the whole page again: the run section above shows its width's job too
     _sweep_chart(runs, ptq, float_m, current_bits if spec.is_integer_grid else None, bool(in_flight()))
-    scheme = reductions.curve_label(spec.scheme, spec.granularity, spec.group_size)
-    note = f" ({spec.format} is a fixed-width format: the sweep uses integer grids)" if not spec.is_integer_grid else ""
-    st.caption(
-        f"Same scheme at every width ({scheme}, {spec.calibration} calibration, {run_settings.target}){note}, QAT "
-        f"with {_epochs(run_settings.epochs)}, lr {run_settings.lr:g}. The green bars are what QAT buys over PTQ: little "
-        "at 8 bits, most at 2-3 bits. Every width is one job on this server's job runner, kept for everyone."
-    )
+    text = [_(
+        "Same scheme at every width ({scheme}, {calibration} calibration, {target}), QAT with {epochs}, lr {lr}. The "
+        "green bars are what QAT buys over PTQ: little at 8 bits, most at 2-3 bits. Every width is one job on this "
+        "server's job runner, kept for everyone.",
+        scheme=teach_data.scheme_words(spec, _), calibration=teach_data.word(spec.calibration, _),
+        target=teach_data.word(run_settings.target, _), epochs=_epochs(run_settings.epochs), lr=f"{run_settings.lr:g}",
+    )]
+    if not spec.is_integer_grid:
+        text.append(_("{format} is a fixed-width format: the sweep uses integer grids.", format=code_span(spec.format)))
+    st.caption(teach_data.sentences(text))
 
 
 def _sweep_chart(runs: dict[int, RunSettings], ptq: list[float], float_m: float, current: int | None,
@@ -311,14 +371,15 @@ def _sweep_chart(runs: dict[int, RunSettings], ptq: list[float], float_m: float,
         if live and not flying:
             st.rerun()  # all in: the whole page again, for its buttons and captions
         st.plotly_chart(
-            teach_figures.sweep_figure(list(runs), ptq, qat, float_m, sm.metric_name, current, sm.higher_is_better),
+            teach_figures.sweep_figure(list(runs), ptq, qat, float_m, _metric(), current, sm.higher_is_better),
             key="qat-sweep", config={"displaylogo": False},
         )
         done = sum(v is not None for v in qat)
         if flying:
             st.progress(_sweep_fraction(done, flying, len(runs)), text=_sweep_text(done, flying, len(runs)))
         else:
-            st.caption(f"{done} of {len(runs)} widths trained on this server so far (kept for everyone).")
+            st.caption(_("{done} of {n} widths trained on this server so far (kept for everyone).", done=done,
+                         n=len(runs)))
 
     chart()
 
@@ -329,12 +390,13 @@ def _sweep_fraction(done: int, flying: dict[int, jobs.Job], n: int) -> float:
 
 def _sweep_text(done: int, flying: dict[int, jobs.Job], n: int) -> str:
     """``2 of 7 widths trained · training 4 bits (45 %) · 3 widths queued · Waiting: 1 computation ahead…``."""
-    parts = [f"{done} of {n} widths trained"]
-    parts += [f"training {b} bits ({100 * j.fraction:.0f} %)" for b, j in flying.items() if j.started is not None]
+    parts = [_("{done} of {n} widths trained", done=done, n=n)]
+    parts += [_("training {bits} bits ({percent} %)", bits=b, percent=f"{100 * j.fraction:.0f}")
+              for b, j in flying.items() if j.started is not None]
     queued = [j for j in flying.values() if j.started is None]
     if queued:
         first = min(queued, key=jobs.runner().ahead_of)
-        widths = f"{len(queued)} width{'s' if len(queued) != 1 else ''} queued"
+        widths = ngettext("{n} width queued", "{n} widths queued", len(queued), n=len(queued))
         parts.append(f"{widths} · {job_views.progress_text(first, jobs.runner().ahead_of(first))}")
     return " · ".join(parts)
 
@@ -350,32 +412,34 @@ def _page() -> None:
     qat_bits = teach_data.clamp_bits(bits)
     spec = settings.spec().replace(bits=qat_bits) if settings.fixed_bits is None else settings.spec()
     if qat_bits != bits:
-        st.caption(f"QAT here goes from 2 to 8 bits (above 8, PTQ already matches the float model): using "
-                   f"**{qat_bits} bits** instead of the sidebar's {bits}.")
+        st.caption(_("QAT here goes from 2 to 8 bits (above 8, PTQ already matches the float model): using "
+                     "**{qat_bits} bits** instead of the sidebar's {bits}.", qat_bits=qat_bits, bits=bits))
     c_ep, c_lr = st.columns(2)
     with c_ep:
-        epochs = int(controls.page_widget(st.slider, "Epochs", "epochs", min_value=1, max_value=teach_data.MAX_EPOCHS,
-                                       value=teach_data.DEFAULT_EPOCHS, help="Passes over the training set."))
+        epochs = int(controls.page_widget(st.slider, _("Epochs"), "epochs", min_value=1,
+                                          max_value=teach_data.MAX_EPOCHS, value=teach_data.DEFAULT_EPOCHS,
+                                          help=_("Passes over the training set.")))
     with c_lr:
-        lr = float(controls.page_widget(st.select_slider, "Learning rate", "lr", options=list(teach_data.LR_CHOICES),
-                                     value=teach_data.DEFAULT_LR, format_func=lambda v: f"{v:g}",
-                                     help="Adam's step size. Too large and the loss jumps around; too small and QAT "
-                                     "barely moves the weights."))
+        lr = float(controls.page_widget(st.select_slider, _("Learning rate"), "lr", options=list(teach_data.LR_CHOICES),
+                                        value=teach_data.DEFAULT_LR, format_func=lambda v: f"{v:g}",
+                                        help=_("Adam's step size. Too large and the loss jumps around; too small and "
+                                               "QAT barely moves the weights.")))
     plan = teach_data.plan_for(settings.model)
-    what = {"weights": "weights", "activations": "activations", "both": "weights and activations"}[settings.target]
-    st.caption(
-        f"{sm.title}: {what} at **{spec.label()}**, {settings.calibration} calibration (sidebar) · training on "
-        f"its training split in batches of {plan.batch_size} · evaluated on its evaluation set · seed "
-        f"{teach_data.SEED}."
-    )
+    spec_label = teach_data.spec_words(spec, _)  # "int4 asym per-channel", its words translated
+    st.caption(_(
+        "{model}: {what} at **{spec}**, {calibration} calibration (sidebar) · training on its training split in "
+        "batches of {batch} · evaluated on its evaluation set · seed {seed}.",
+        model=code_span(settings.model), what=teach_data.word(settings.target, _), spec=spec_label,
+        calibration=teach_data.word(settings.calibration, _), batch=plan.batch_size, seed=teach_data.SEED,
+    ))
     run_settings = RunSettings(settings.model, reductions.spec_key(spec), settings.target, epochs, lr, teach_data.SEED)
     owner = st.session_state.setdefault(_OWNER_KEY, uuid.uuid4().hex)
     float_m = teach_data.float_metric(settings.model)
-    with st.spinner("Quantizing the model (PTQ)…"):
+    with st.spinner(_("Quantizing the model (PTQ)…")):
         ptq_m = teach_data.ptq_metric(settings.model, settings.target, run_settings.spec_key)
-    with widgets.friendly_errors("train this model with quantization in the loop"):
-        _run_section(run_settings, owner, float_m, ptq_m, spec.label(), epochs)
-    with widgets.friendly_errors("train the bits sweep"):
+    with widgets.friendly_errors(_("train this model with quantization in the loop")):
+        _run_section(run_settings, owner, float_m, ptq_m, spec_label, epochs)
+    with widgets.friendly_errors(_("train the bits sweep")):
         _sweep(run_settings, float_m, owner, qat_bits)
 
 
@@ -396,11 +460,12 @@ def _run_section(run_settings: RunSettings, owner: str, float_m: float, ptq_m: f
         trained.add(run_settings.key)
     run: QATRun | None = runner.result(run_settings.key)
     if run is None or run.status == "stopped":
-        label = "▶️ Train" if run is None else f"▶️ Train again (all {epochs} epochs)"
+        label = _("▶️ Train") if run is None else ngettext(
+            "▶️ Train again (all {n} epoch)", "▶️ Train again (all {n} epochs)", epochs, n=epochs)
         box = st.empty()
         if box.button(label, type="primary", key="qat_train",
-                      help=f"About {job_views.seconds_text(teach_data.estimate_seconds(run_settings))} of training in a "
-                      "background worker; the run is kept for everyone."):
+                      help=_("About {time} of training in a background worker; the run is kept for everyone.",
+                             time=job_views.seconds_text(teach_data.estimate_seconds(run_settings)))):
             box.empty()
             job = teach_data.submit(run_settings, owner)
             _seen()[job.key] = job
@@ -408,22 +473,30 @@ def _run_section(run_settings: RunSettings, owner: str, float_m: float, ptq_m: f
                 st.rerun()
             _live(job, run_settings, owner, float_m, ptq_m)
             return
+    if isinstance(error, ValueError) and "diverged" in str(error):
+        # quantlib's words are English: the reader's sentence, with the original detail beside it.
+        st.error(
+            _("Could not train this model: training diverged (the loss or an activation stopped being a finite "
+              "number). Try a smaller learning rate.") + "\n\n"
+            + _("Original message (English): {detail}", detail=code_span(error)),
+            icon="🚫",
+        )
+        return
     if error is not None:
-        raise error  # the job's failure, in friendly_errors' plain words (a diverging loss: "try a smaller lr")
+        raise error  # the job's failure, in friendly_errors' plain words
     if run is None:
         if fresh and ended.result is None:
-            st.caption("Stopped before the first training step: nothing was trained, so nothing was kept.")
+            st.caption(_("Stopped before the first training step: nothing was trained, so nothing was kept."))
         c = st.columns(2, wrap=False)
-        c[0].metric("Float model", _m(float_m))
-        c[1].metric(f"PTQ at {spec_label}", _m(ptq_m), delta=_delta(ptq_m - float_m, "vs float"),
+        c[0].metric(_("Float model"), _m(float_m))
+        c[1].metric(_("PTQ at {spec}", spec=spec_label), _m(ptq_m), delta=_delta(ptq_m - float_m, "float"),
                     delta_color="normal" if sm.higher_is_better else "inverse")
-        st.caption("Press **Train** to see what QAT makes of the same bit width.")
+        st.caption(_("Press **Train** to see what QAT makes of the same bit width."))
         return
     kept = runner.finished(run_settings.key)
     just_now = run_settings.key in trained and kept is not None and time.time() - kept.at < _JUST_NOW_SECONDS
-    how = "trained just now" if just_now else "trained earlier on this server and kept for everyone"
-    _results(run, float_m, ptq_m, spec_label, how)
+    _results(run, float_m, ptq_m, spec_label, just_now)
 
 
-with widgets.friendly_errors("train this model with quantization in the loop"):
+with widgets.friendly_errors(_("train this model with quantization in the loop")):
     _page()

@@ -17,13 +17,18 @@ the process-wide :mod:`ui.jobs` runner, which trains in a worker process at low 
 
 Training itself is deterministic (``quantlib.qat.train_qat`` seeds its shuffles and dropout from ``seed``), so
 the same settings give the same curve on any server, in any worker, whoever trains them.
+
+**No words in results.** A run is kept for every session, whatever its language, and is built in a worker (where
+``_`` is English): it holds numbers, codes and notes that carry their msgid (``ui.compute.reductions.Note``;
+``"formula"`` rather than a phrase), and the pages word them in the reader's language.
 """
 
 from __future__ import annotations
 
 import math
+import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -37,6 +42,71 @@ from quantlib.qat import QATProgress, prepare_qat, qat_layers, train_qat
 from quantlib.walkthrough import ValueTrace, integer_linear, mse_formula, rule_of_thumb_sqnr
 from ui import jobs, sources
 from ui.compute import explorer, reductions
+from ui.i18n import N_
+
+# --- words for the sidebar's codes --------------------------------------------------------------------------
+
+#: The sidebar's option codes as the teaching pages name them in a sentence: English msgids, translated by the
+#: page (``translate=_``). The codes themselves stay what links and widgets carry.
+WORDS: dict[str, str] = {
+    "symmetric": N_("symmetric"),
+    "asymmetric": N_("asymmetric"),
+    "minmax": N_("minmax"),
+    "percentile": N_("percentile"),
+    "mse": N_("mse"),
+    "entropy": N_("entropy"),
+    "nearest": N_("nearest"),
+    "truncate": N_("truncate"),
+    "stochastic": N_("stochastic"),
+    "weights": N_("weights"),
+    "activations": N_("activations"),
+    "both": N_("weights and activations"),
+}
+SCHEME_SHORT: dict[str, str] = {"symmetric": N_("sym"), "asymmetric": N_("asym")}
+GRANULARITY_WORDS: dict[str, str] = {
+    "tensor": N_("per-tensor"),
+    "channel": N_("per-channel"),
+    "group": N_("per-group({group_size})"),
+}
+
+
+def _english(message: str, /, **values: Any) -> str:
+    return message.format(**values) if values else message
+
+
+def word(code: str, translate: Callable[..., str] = _english) -> str:
+    """A sidebar code in words (``translate=_`` for the session's language); unknown codes as they are."""
+    return translate(WORDS[code]) if code in WORDS else code
+
+
+def granularity_words(spec: QuantSpec, translate: Callable[..., str] = _english) -> str:
+    """``per-tensor``, ``per-channel``, ``per-group(64)``."""
+    return translate(GRANULARITY_WORDS[spec.granularity], group_size=spec.group_size)
+
+
+def spec_words(spec: QuantSpec, translate: Callable[..., str] = _english) -> str:
+    """:meth:`QuantSpec.label` (``int4 asym per-channel``) with its words translated; format names stay.
+
+    >>> spec_words(QuantSpec(bits=4, scheme="asymmetric", granularity="channel"))
+    'int4 asym per-channel'
+    """
+    fmt = f"{spec.format}{spec.bits}" if spec.is_integer_grid else spec.format
+    return f"{fmt} {translate(SCHEME_SHORT[spec.scheme])} {granularity_words(spec, translate)}"
+
+
+def scheme_words(spec: QuantSpec, translate: Callable[..., str] = _english) -> str:
+    """``symmetric · per-channel`` (what ``reductions.curve_label`` writes), translated."""
+    return f"{word(spec.scheme, translate)} · {granularity_words(spec, translate)}"
+
+
+def sentences(parts: Iterable[str]) -> str:
+    """Sentences one after another: a space between English ones, none after a Chinese full stop.
+
+    >>> sentences(["One.", "Two."]), sentences(["一。", "二。"])
+    ('One. Two.', '一。二。')
+    """
+    return re.sub(r"(?<=[。！？）])\s+", "", " ".join(parts))
+
 
 # --- PTQ vs QAT ---------------------------------------------------------------------------------------------
 
@@ -82,9 +152,13 @@ def can_train(model: str) -> bool:
     return sources.sample(model).can_train
 
 
+#: Why a sample model without a stated reason has no QAT (an English msgid: the page translates it).
+DEFAULT_NO_TRAIN_REASON = N_("it comes without a training split in this app")
+
+
 def no_train_reason(model: str) -> str:
-    """Why ``model`` has no QAT here, in plain words."""
-    return sources.sample(model).no_train_reason or "it comes without a training split in this app"
+    """Why ``model`` has no QAT here, in plain English words (a msgid: the page shows it translated)."""
+    return sources.sample(model).no_train_reason or DEFAULT_NO_TRAIN_REASON
 
 
 def clamp_bits(bits: int) -> int:
@@ -164,7 +238,7 @@ class QATRun:
     qat_metric: float | None = None
     train_seconds: float = 0.0
     codes: dict[str, LayerCodes] = field(default_factory=dict)
-    notes: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # English, with their msgid (``Note.text()``) where the runner has one
 
     @property
     def last(self) -> Point | None:
@@ -460,9 +534,9 @@ def mse_terms(model: str, layer: str, kind: str, key: str) -> dict[str, Any]:
     xh = x_hat.detach().reshape(-1).to(torch.float64)
     n = int(xf.numel())
     if n <= MSE_FORMULA_MAX:
-        value, how = mse_formula(xf, xh), "quantlib.walkthrough.mse_formula"
+        value, how = mse_formula(xf, xh), "formula"  # quantlib.walkthrough.mse_formula
     else:
-        value, how = float((xf - xh).square().sum()) / n, "a float64 sum in torch"
+        value, how = float((xf - xh).square().sum()) / n, "torch"  # a float64 sum in torch
     rms = float(xf.square().mean().sqrt())
     peak = float(xf.abs().max())
     return {
@@ -475,7 +549,8 @@ def mse_terms(model: str, layer: str, kind: str, key: str) -> dict[str, Any]:
         "rms": rms,
         "peak": peak,
         "peak_to_rms": peak / rms if rms > 0 else math.inf,
-        "spec_label": spec.label(),
+        "spec_label": spec.label(),  # English; the page words the spec of "spec_key" in its language
+        "spec_key": reductions.spec_key(spec),
         "shape": tuple(int(d) for d in x.shape),
     }
 

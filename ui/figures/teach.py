@@ -1,5 +1,8 @@
 """Plotly figures of the teaching pages (PTQ vs QAT, the formula walkthrough). Pure: numbers in, figures out.
 
+Titles, legends, axes and hover text are in the session's language (``_``): the builders are called at display
+time and their figures are never cached, so a figure never reaches a session in the other language.
+
 Same conventions as :mod:`ui.figures` (whose colours they share): one ``go.Figure(data=[...], layout={...})``
 from plain dicts, no template, float32 arrays (shipped as base64), title and legend in the top margin. Every
 input is already small - curve points, per-code counts, a few hundred outputs - so each chart is a few kB.
@@ -26,6 +29,7 @@ from ui.figures.explorer import (
     f32,
     make_figure,
 )
+from ui.i18n import _
 
 QAT_COLOR = BEST_COLOR
 PTQ_COLOR = QUANT_COLOR
@@ -50,7 +54,7 @@ def qat_curves(
     metric_name: str,
     total_epochs: int,
     higher_is_better: bool = True,
-    title: str = "Training with quantized weights",
+    title: str | None = None,
 ) -> go.Figure:
     """Training loss (top) and the task metric of the QAT model on the evaluation set (bottom), against epochs.
 
@@ -58,30 +62,39 @@ def qat_curves(
     has the float model and PTQ as flat lines: the QAT curve starts at PTQ (same weights) and climbs.
     """
     ep = f32(epoch)
+    # Plotly's own %{x} fields sit in messages formatted with str.format, so their braces are doubled there.
     data: list[Trace] = [
         {"type": "scatter", "x": ep, "y": f32([np.nan if v is None else v for v in loss]), "mode": "lines+markers",
-         "name": "training loss", "line": {"color": GRID_COLOR, "width": 1.5}, "marker": {"size": 4},
-         "yaxis": "y", "hovertemplate": "epoch %{x:.2f}: loss %{y:.4g}<extra></extra>"},
-        _hline(float_metric, 0, total_epochs, f"float model: {float_metric:.4g}", FLOAT_COLOR, "dash", "y2"),
+         "name": _("training loss"), "line": {"color": GRID_COLOR, "width": 1.5}, "marker": {"size": 4},
+         "yaxis": "y", "hovertemplate": _("epoch %{x:.2f}: loss %{y:.4g}") + "<extra></extra>"},
+        _hline(float_metric, 0, total_epochs, _("float model: {value}", value=f"{float_metric:.4g}"), FLOAT_COLOR,
+               "dash", "y2"),
         _hline(ptq_metric, 0, total_epochs, f"PTQ: {ptq_metric:.4g}", PTQ_COLOR, "dot", "y2"),
         {"type": "scatter", "x": ep, "y": f32([np.nan if v is None else v for v in metric]),
-         "mode": "lines+markers", "name": "QAT model on the evaluation set",
+         "mode": "lines+markers", "name": _("QAT model on the evaluation set"),
          "line": {"color": QAT_COLOR, "width": 3}, "marker": {"size": 6}, "yaxis": "y2",
-         "hovertemplate": f"epoch %{{x:.2f}}: {metric_name} %{{y:.4g}}<extra>QAT</extra>"},
+         "hovertemplate": _("epoch %{{x:.2f}}: {metric} %{{y:.4g}}", metric=metric_name) + "<extra>QAT</extra>"},
     ]
     if any(v is not None for v in train_metric):
         data.append(
             {"type": "scatter", "x": ep, "y": f32([np.nan if v is None else v for v in train_metric]),
-             "mode": "lines", "name": "QAT model on its training batches", "line": {"color": QAT_COLOR, "width": 1, "dash": "dot"},
-             "yaxis": "y2", "hovertemplate": "epoch %{x:.2f}: %{y:.4g}<extra>training batches</extra>"}
+             "mode": "lines", "name": _("QAT model on its training batches"),
+             "line": {"color": QAT_COLOR, "width": 1, "dash": "dot"}, "yaxis": "y2",
+             "hovertemplate": _("epoch %{x:.2f}: %{y:.4g}") + "<extra>" + _("training batches") + "</extra>"}
         )
-    better = "higher" if higher_is_better else "lower"
     return make_figure(
-        data, title, 420, legend_rows=3,
-        xaxis=axis_layout("epoch", range=[-0.05 * total_epochs, 1.05 * total_epochs], anchor="y2", dtick=1),
-        yaxis=axis_layout("loss", domain=[0.62, 1.0], rangemode="tozero"),
-        yaxis2=axis_layout(f"{metric_name} ({better} is better)", domain=[0.0, 0.52]),
+        data, _("Training with quantized weights") if title is None else title, 420, legend_rows=3,
+        xaxis=axis_layout(_("epoch"), range=[-0.05 * total_epochs, 1.05 * total_epochs], anchor="y2", dtick=1),
+        yaxis=axis_layout(_("loss"), domain=[0.62, 1.0], rangemode="tozero"),
+        yaxis2=axis_layout(_better(metric_name, higher_is_better), domain=[0.0, 0.52]),
     )
+
+
+def _better(metric_name: str, higher_is_better: bool) -> str:
+    """The metric's axis title with the direction that is good: ``accuracy (higher is better)``."""
+    if higher_is_better:
+        return _("{metric} (higher is better)", metric=metric_name)
+    return _("{metric} (lower is better)", metric=metric_name)
 
 
 def comparison_bars(values: Sequence[float], labels: Sequence[str], texts: Sequence[str], metric_name: str,
@@ -99,16 +112,16 @@ def codes_moved(layers: Sequence[str], changed_pct: Sequence[float], one_step_pc
     more = [max(c - o, 0.0) for c, o in zip(changed_pct, one_step_pct, strict=True)]
     line = [2 if name == highlight else 0 for name in layers]
     data = [
-        {"type": "bar", "y": list(layers), "x": f32(one_step_pct), "orientation": "h", "name": "moved one step",
+        {"type": "bar", "y": list(layers), "x": f32(one_step_pct), "orientation": "h", "name": _("moved one step"),
          "marker": {"color": QAT_COLOR, "line": {"width": line, "color": GRID_COLOR}},
-         "hovertemplate": "%{y}: %{x:.3g} % moved one step<extra></extra>"},
-        {"type": "bar", "y": list(layers), "x": f32(more), "orientation": "h", "name": "moved further",
+         "hovertemplate": _("%{y}: %{x:.3g} % moved one step") + "<extra></extra>"},
+        {"type": "bar", "y": list(layers), "x": f32(more), "orientation": "h", "name": _("moved further"),
          "marker": {"color": "#2E6B28", "line": {"width": line, "color": GRID_COLOR}},
-         "hovertemplate": "%{y}: %{x:.3g} % moved further<extra></extra>"},
+         "hovertemplate": _("%{y}: %{x:.3g} % moved further") + "<extra></extra>"},
     ]
     return make_figure(
-        data, "Weights QAT moved to a different integer code", 60 + 34 * len(layers), barmode="stack",
-        xaxis=axis_layout("% of the layer's weights", rangemode="tozero"),
+        data, _("Weights QAT moved to a different integer code"), 60 + 34 * len(layers), barmode="stack",
+        xaxis=axis_layout(_("% of the layer's weights"), rangemode="tozero"),
         yaxis=axis_layout("", autorange="reversed", type="category"),
     )
 
@@ -126,7 +139,8 @@ def sweep_figure(
     b = f32(bits)
     as_arr = lambda vs: f32([np.nan if v is None else v for v in vs])  # noqa: E731 - a one-line helper
     data: list[Trace] = [
-        _hline(float_metric, min(bits), max(bits), f"float model: {float_metric:.4g}", FLOAT_COLOR, "dash"),
+        _hline(float_metric, min(bits), max(bits), _("float model: {value}", value=f"{float_metric:.4g}"),
+               FLOAT_COLOR, "dash"),
         {"type": "scatter", "x": b, "y": as_arr(ptq), "mode": "lines+markers", "name": "PTQ",
          "line": {"color": PTQ_COLOR, "width": 2}, "marker": {"size": 7}},
         {"type": "scatter", "x": b, "y": as_arr(qat), "mode": "lines+markers", "name": "QAT",
@@ -146,11 +160,10 @@ def sweep_figure(
         i = list(bits).index(current_bits)
         if qat[i] is not None:
             data.append({"type": "scatter", "x": [float(current_bits)], "y": [float(qat[i])], "mode": "markers",
-                         "name": f"current: {current_bits} bits", "marker": STAR})
-    better = "higher" if higher_is_better else "lower"
+                         "name": _("current: {bits} bits", bits=current_bits), "marker": STAR})
     return make_figure(
-        data, "PTQ vs QAT across bit widths", 340, legend_rows=2,
-        xaxis=axis_layout("bit width", dtick=1), yaxis=axis_layout(f"{metric_name} ({better} is better)"),
+        data, _("PTQ vs QAT across bit widths"), 340, legend_rows=2,
+        xaxis=axis_layout(_("bit width"), dtick=1), yaxis=axis_layout(_better(metric_name, higher_is_better)),
     )
 
 
@@ -181,20 +194,24 @@ def number_line(
     zhi = float(max(near_v.max(), x)) if near_v.size else x
     zpad = 0.08 * (zhi - zlo or 1.0)
     tick = {"symbol": "line-ns-open", "size": 18, "color": GRID_COLOR, "line": {"width": 1.5}}
-    every = f"every {line['stride']}th of " if line["stride"] > 1 else ""
+    levels = (
+        _("grid levels (every {k}th of {n})", k=line["stride"], n=line["levels"]) if line["stride"] > 1
+        else _("grid levels ({n})", n=line["levels"])
+    )
     data: list[Trace] = [
         {"type": "scatter", "x": grid, "y": np.zeros(grid.size, np.float32), "mode": "markers", "marker": tick,
-         "name": f"grid levels ({every}{line['levels']})", "xaxis": "x", "yaxis": "y", "legendgroup": "grid",
-         "hovertemplate": "level %{x:.4g}<extra></extra>"},
+         "name": levels, "xaxis": "x", "yaxis": "y", "legendgroup": "grid",
+         "hovertemplate": _("level %{x:.4g}") + "<extra></extra>"},
         {"type": "scatter", "x": near_v, "y": np.zeros(near_v.size, np.float32), "mode": "markers+text",
          "marker": tick, "text": near_q, "textposition": "top center", "textfont": {"size": 11, "color": GRID_COLOR},
-         "name": "grid levels", "legendgroup": "grid", "showlegend": False, "xaxis": "x2", "yaxis": "y2",
-         "hovertemplate": "code %{text}: %{x:.6g}<extra></extra>"},
+         "name": _("grid levels"), "legendgroup": "grid", "showlegend": False, "xaxis": "x2", "yaxis": "y2",
+         "hovertemplate": _("code %{text}: %{x:.6g}") + "<extra></extra>"},
     ]
     for axis in (("x", "y"), ("x2", "y2")):
         first = axis[0] == "x"
         data += [
-            {"type": "scatter", "x": [x, x_hat], "y": [0, 0], "mode": "lines", "name": f"error {x - x_hat:.3g}",
+            {"type": "scatter", "x": [x, x_hat], "y": [0, 0], "mode": "lines",
+             "name": _("error {value}", value=f"{x - x_hat:.3g}"),
              "line": {"color": CLIP_COLOR, "width": 4}, "xaxis": axis[0], "yaxis": axis[1], "legendgroup": "err",
              "showlegend": first, "hoverinfo": "skip"},
             {"type": "scatter", "x": [x], "y": [0], "mode": "markers", "name": f"x = {x:.6g}",
@@ -222,15 +239,15 @@ def number_line(
         shapes.append({"type": "line", "xref": "x", "yref": "y", "x0": float(v), "x1": float(v), "y0": -0.7,
                        "y1": 0.7, "line": {"color": FLOAT_COLOR, "width": 1.5, "dash": "dot"}})
     data.append({"type": "scatter", "x": [None], "y": [None], "mode": "lines", "line": clip, "xaxis": "x", "yaxis": "y",
-                 "name": "grid ends: beyond is clipped"})
+                 "name": _("grid ends: beyond is clipped")})
     data.append({"type": "scatter", "x": [None], "y": [None], "mode": "lines", "xaxis": "x", "yaxis": "y",
-                 "line": {"color": FLOAT_COLOR, "width": 1.5, "dash": "dot"}, "name": "range the scale fits"})
+                 "line": {"color": FLOAT_COLOR, "width": 1.5, "dash": "dot"}, "name": _("range the scale fits")})
     hidden = {"visible": False, "range": [-1, 1], "fixedrange": True}
     return make_figure(
         data, title, 230, legend_rows=3,
         xaxis=axis_layout("", range=[lo_all - pad, hi_all + pad], anchor="y", fixedrange=True),
-        xaxis2=axis_layout("zoom: the levels next to x, labelled with their integer code", range=[zlo - zpad, zhi + zpad],
-                     anchor="y2", fixedrange=True),
+        xaxis2=axis_layout(_("zoom: the levels next to x, labelled with their integer code"),
+                           range=[zlo - zpad, zhi + zpad], anchor="y2", fixedrange=True),
         yaxis={**hidden, "domain": [0.62, 1.0]},
         yaxis2={**hidden, "domain": [0.0, 0.38], "range": [-1, 1.6]},
         shapes=shapes,
@@ -242,20 +259,20 @@ def integer_linear_scatter(y: np.ndarray, correct: np.ndarray, naive: np.ndarray
     y32, c32, n32 = f32(y), f32(correct), f32(naive)
     lo, hi = float(min(y32.min(), c32.min(), n32.min())), float(max(y32.max(), c32.max(), n32.max()))
     data: list[Trace] = [
-        {"type": "scatter", "x": [lo, hi], "y": [lo, hi], "mode": "lines", "name": "exact (y = float output)",
+        {"type": "scatter", "x": [lo, hi], "y": [lo, hi], "mode": "lines", "name": _("exact (y = float output)"),
          "line": {"color": GRID_COLOR, "dash": "dash", "width": 1}},
-        {"type": "scatter", "x": y32, "y": n32, "mode": "markers", "name": "naive (bias and output on s_w)",
+        {"type": "scatter", "x": y32, "y": n32, "mode": "markers", "name": _("naive (bias and output on s_w)"),
          "marker": {"color": NAIVE_COLOR, "size": 5, "opacity": 0.7},
-         "hovertemplate": "float %{x:.4g}<br>naive %{y:.4g}<extra></extra>"},
-        {"type": "scatter", "x": y32, "y": c32, "mode": "markers", "name": "correct integer arithmetic",
+         "hovertemplate": _("float %{x:.4g}<br>naive %{y:.4g}") + "<extra></extra>"},
+        {"type": "scatter", "x": y32, "y": c32, "mode": "markers", "name": _("correct integer arithmetic"),
          "marker": {"color": QAT_COLOR, "size": 5, "opacity": 0.8},
-         "hovertemplate": "float %{x:.4g}<br>integer %{y:.4g}<extra></extra>"},
+         "hovertemplate": _("float %{x:.4g}<br>integer %{y:.4g}") + "<extra></extra>"},
     ]
     shapes = [{"type": "line", "xref": "paper", "yref": "y", "x0": 0, "x1": 1, "y0": v, "y1": v,
                "line": {"color": CLIP_COLOR, "width": 1, "dash": "dot"}} for v in (-clip, clip)]
     return make_figure(
-        data, f"All {y32.size} evaluation inputs: integer output vs float output", 340, legend_rows=2,
-        xaxis=axis_layout("float output y"), yaxis=axis_layout("output computed in integers"), shapes=shapes,
+        data, _("All {n} evaluation inputs: integer output vs float output", n=y32.size), 340, legend_rows=2,
+        xaxis=axis_layout(_("float output y")), yaxis=axis_layout(_("output computed in integers")), shapes=shapes,
     )
 
 
@@ -272,20 +289,22 @@ def sqnr_rule(
     b = f32(bits)
     # The measurement first, the rules over it: where the rule fits, its dashes run along the measured line.
     data: list[Trace] = [
-        {"type": "scatter", "x": b, "y": f32(measured), "mode": "lines+markers", "name": f"measured: {label}",
+        {"type": "scatter", "x": b, "y": f32(measured), "mode": "lines+markers",
+         "name": _("measured: {label}", label=label),
          "line": {"color": QUANT_COLOR, "width": 4}, "marker": {"size": 7}},
-        {"type": "scatter", "x": b, "y": f32(uniform), "mode": "lines", "name": "rule: 6.02·b dB (uniform signal)",
+        {"type": "scatter", "x": b, "y": f32(uniform), "mode": "lines",
+         "name": _("rule: 6.02·b dB (uniform signal)"),
          "line": {"color": GRID_COLOR, "dash": "dot", "width": 1.5}},
     ]
     if tensor_rule is not None:
         data.append({"type": "scatter", "x": b, "y": f32(tensor_rule), "mode": "lines",
-                     "name": f"rule with this tensor's peak/rms = {peak_to_rms:.3g}",
+                     "name": _("rule with this tensor's peak/rms = {ratio}", ratio=f"{peak_to_rms:.3g}"),
                      "line": {"color": FLOAT_COLOR, "dash": "dash", "width": 2}})
     if current_bits is not None and current_bits in set(int(v) for v in bits):
         i = [int(v) for v in bits].index(current_bits)
         data.append({"type": "scatter", "x": [float(current_bits)], "y": [float(measured[i])], "mode": "markers",
-                     "name": f"current: {current_bits} bits", "marker": STAR})
+                     "name": _("current: {bits} bits", bits=current_bits), "marker": STAR})
     return make_figure(
-        data, "SQNR vs bit width: the rule of thumb against the measurement", 340, legend_rows=2,
-        xaxis=axis_layout("bit width b", dtick=2), yaxis=axis_layout("SQNR (dB, higher is better)"),
+        data, _("SQNR vs bit width: the rule of thumb against the measurement"), 340, legend_rows=2,
+        xaxis=axis_layout(_("bit width b"), dtick=2), yaxis=axis_layout(_("SQNR (dB, higher is better)")),
     )
