@@ -70,7 +70,7 @@ st.caption(
         where=code_span(layer_name) if only_layer else _("every layer"),
         spec=reductions.spec_label(settings.spec(), _),
         calibration=settings.calibration,
-        model=sm.title,
+        model=widgets.model_title(sm.title),
     )
 )
 

@@ -157,7 +157,7 @@ def _export() -> None:
         return
     with widgets.friendly_errors(_("export this model")):
         plan, notes = export_data.sample_plan(settings.model, spec)
-        title, label = sources.sample(settings.model).title, reductions.spec_label(spec, _)
+        title, label = widgets.model_title(sources.sample(settings.model).title), reductions.spec_label(spec, _)
         if settings.target == "weights":
             every = _("Every layer of {model} at {spec}.", model=title, spec=label)
         else:

@@ -46,7 +46,7 @@ def activations_missing_note(model: str, layer: str, kind: str, sample_extra: st
     reason = source.no_activations_reason(layer)
     if reason is None:
         return False
-    st.info(f"{reason} {sample_extra}" if sample_extra and source.runs_model else reason, icon="ℹ️")
+    st.info(sentences(reason, sample_extra) if sample_extra and source.runs_model else reason, icon="ℹ️")
     return True
 
 
@@ -343,6 +343,12 @@ def chart(figure_key: str | None, build: Callable[[], go.Figure], **plotly_chart
     """
     fig = build() if figure_key is None else _shared_figure(f"{i18n.current()}|{figure_key}", build)
     return st.plotly_chart(fig, **plotly_chart)
+
+
+def model_title(title: str) -> str:
+    """A sample model's title in the session's language when the catalog has it (``sample_models`` marks the
+    titles it wants translated with ``N_``), else as it is: a name."""
+    return _(title) if title else title
 
 
 def sentences(*parts: str) -> str:

@@ -165,7 +165,7 @@ def _curve_sample(x: torch.Tensor, spec: QuantSpec) -> tuple[torch.Tensor, Note 
     keep = max(1, min(n_rows, CURVE_MAX_VALUES // max(per_row, 1)))
     idx = torch.linspace(0, n_rows - 1, keep).round().long().unique()
     sub = x.index_select(axis, idx)
-    return sub, Note(N_("{kept} of {rows} rows, evenly spaced"), kept=int(idx.numel()), rows=int(n_rows))
+    return sub, Note(N_("{kept:,} of {rows:,} rows, evenly spaced"), kept=int(idx.numel()), rows=int(n_rows))
 
 
 @sources.model_cache(max_entries=256)

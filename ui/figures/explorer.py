@@ -228,7 +228,7 @@ def block_chart(blocks: Mapping[str, np.ndarray], unit: str, shared_range: bool)
     ]
     axis = texts["axis"]
     if n < blocks["total"]:
-        axis = _("{axis} ({n} of {total} shown)", axis=axis, n=n, total=blocks["total"])
+        axis = _("{axis} ({n} of {total} shown)", axis=axis, n=f"{n:,}", total=f"{blocks['total']:,}")
     return make_figure(
         data, texts["title"], 480,
         xaxis=axis_layout(axis, anchor="y2"),
