@@ -11,7 +11,9 @@ import streamlit as st
 
 from ui import controls, sources, widgets
 from ui.compute import upload
+from ui.compute.reductions import note_text
 from ui.figures import explorer as figures
+from ui.i18n import _, ngettext
 from ui.text import code_span, escape_markdown, shorten
 from ui.views import export as export_views
 from ui.views import upload as upload_views
@@ -27,17 +29,22 @@ settings = controls.current()
 session = st.session_state
 
 widgets.page_intro(
-    "Your model",
+    _("Your model"),
     "📤",
-    "Load your own model's weights and see what the sidebar's settings do to them. Every floating-point tensor "
-    "in the file becomes a layer you can pick: its values before and after quantization, the error, the error "
-    "at every bit width, and how small the whole file gets. Below: how each value lands on the grid, and what "
-    "the result costs - n values at b bits, plus a 4-byte scale (and a zero point) per block.",
+    _(
+        "Load your own model's weights and see what the sidebar's settings do to them. Every floating-point "
+        "tensor in the file becomes a layer you can pick: its values before and after quantization, the error, "
+        "the error at every bit width, and how small the whole file gets. Below: how each value lands on the grid, "
+        "and what the result costs - n values at b bits, plus a 4-byte scale (and a zero point) per block."
+    ),
     r"\begin{gathered}\hat{x} = \big(\mathrm{clamp}(\mathrm{round}(x/s) + z) - z\big)\, s \\ "
-    r"\text{bytes} = \Big\lceil \tfrac{n\, b}{8} \Big\rceil + \text{blocks}\cdot(4 + \text{zero point})"
-    r"\end{gathered}",
-    "no file at hand? Click **Load the demo model** below, set the bit width to **4**, then switch granularity "
-    "to **channel**: the demo's `encoder.0.weight` has one outlier row, and the SQNR jumps from about 5 to 19 dB.",
+    r"\text{" + _("bytes") + r"} = \Big\lceil \tfrac{n\, b}{8} \Big\rceil + \text{" + _("blocks") + r"}\cdot(4 + \text{"
+    + _("zero point") + r"})\end{gathered}",
+    _(
+        "no file at hand? Click **Load the demo model** below, set the bit width to **4**, then switch "
+        "granularity to **channel**: the demo's `encoder.0.weight` has one outlier row, and the SQNR jumps from "
+        "about 5 to 19 dB."
+    ),
 )
 
 
@@ -50,38 +57,52 @@ def _get_file() -> upload.Upload | None:
     left, right = st.columns([3, 2], vertical_alignment="bottom")
     with left:
         file = st.file_uploader(
-            f"Model file: .safetensors, or a PyTorch state_dict (.pt / .pth / .bin), up to {limit_mb:.0f} MB",
+            _(
+                "Model file: .safetensors, or a PyTorch state_dict (.pt / .pth / .bin), up to {mb} MB",
+                mb=f"{limit_mb:.0f}",
+            ),
             key="_qe_upload_file",
-            help="Read without running any code from the file (safetensors, or torch.load with weights_only=True).",
+            help=_(
+                "Read without running any code from the file (safetensors, or `torch.load` with "
+                "`weights_only=True`)."
+            ),
         )
     with right:
         demo_clicked = st.button(
-            "✨ Load the demo model",
+            "✨ " + _("Load the demo model"),
             key="_qe_upload_demo",
-            help="A small made-up model (a conv stem, two Linear layers with biases, a norm, a head), built in "
-            "memory.",
+            help=_(
+                "A small made-up model (a conv stem, two Linear layers with biases, a norm, a head), built in "
+                "memory."
+            ),
             width="stretch",
         )
-    with st.expander("How do I get a file from my model?"):
-        st.markdown("In a notebook, save the model's weights (not the whole model object):")
+    with st.expander(_("How do I get a file from my model?")):
+        st.markdown(_("In a notebook, save the model's weights (not the whole model object):"))
         st.code(
             "from safetensors.torch import save_file\n"
             'save_file(model.state_dict(), "model.safetensors")\n'
-            "# or, for a .pt file:\n"
+            + _("# or, for a .pt file:")
+            + "\n"
             'torch.save(model.state_dict(), "model.pt")',
             language="python",
         )
         st.caption(
-            "Tied weights (one tensor under two names) make save_file complain: use "
-            '`safetensors.torch.save_model(model, "model.safetensors")` instead. Files saved with '
-            "`torch.save(model)` hold Python objects and are refused: they could run code on this server."
+            _(
+                "Tied weights (one tensor under two names) make `save_file` complain: use "
+                '`safetensors.torch.save_model(model, "model.safetensors")` instead. Files saved with '
+                "`torch.save(model)` hold Python objects and are refused: they could run code on this server."
+            )
         )
     st.caption(
-        "🔒 Your file stays in this browser tab's session: other participants cannot see it, nothing is written "
-        "to disk, and it is gone when you close the tab. A shared link carries the settings, not the file."
+        "🔒 "
+        + _(
+            "Your file stays in this browser tab's session: other participants cannot see it, nothing is written "
+            "to disk, and it is gone when you close the tab. A shared link carries the settings, not the file."
+        )
     )
     before = upload.current(session)
-    with widgets.friendly_errors("read the file"):
+    with widgets.friendly_errors(_("read the file")):
         upload.sync_uploader(session, file)
         if demo_clicked:
             upload.load_demo(session)
@@ -102,17 +123,36 @@ def _offered(up: upload.Upload | None) -> str | None:
 def _file_section(up: upload.Upload) -> None:
     """What the file holds: one table row per floating-point tensor, and what was left out."""
     tensors = up.tensors
-    what = "demo model, built in memory" if up.source == "demo" else (
-        f"{tensors.format}, {human_bytes(tensors.num_bytes)}"
-    )
     # File and tensor names are the uploader's text: escaped, never markup (see ui.text).
     st.subheader(f"📄 {escape_markdown(shorten(up.filename, NAME_CHARS))}")
-    st.caption(
-        f"{what} · {len(tensors):,} floating-point tensors · {tensors.total_values:,} values. Each tensor is "
-        "treated as one layer's weights."
-    )
-    for note in tensors.notes():  # plain sentences that list tensor names
-        st.warning(escape_markdown(note), icon="⚠️")
+    if up.source == "demo":
+        st.caption(
+            ngettext(
+                "demo model, built in memory · {n:,} floating-point tensor · {values:,} values. Each tensor is "
+                "treated as one layer's weights.",
+                "demo model, built in memory · {n:,} floating-point tensors · {values:,} values. Each tensor is "
+                "treated as one layer's weights.",
+                len(tensors),
+                n=len(tensors),
+                values=tensors.total_values,
+            )
+        )
+    else:
+        st.caption(
+            ngettext(
+                "{format}, {size} · {n:,} floating-point tensor · {values:,} values. Each tensor is treated as one "
+                "layer's weights.",
+                "{format}, {size} · {n:,} floating-point tensors · {values:,} values. Each tensor is treated as one "
+                "layer's weights.",
+                len(tensors),
+                format=tensors.format,
+                size=human_bytes(tensors.num_bytes),
+                n=len(tensors),
+                values=tensors.total_values,
+            )
+        )
+    for note in upload_views.file_notes(tensors):  # sentences that list tensor names (as code spans)
+        st.warning(note, icon="⚠️")
     rows = tensors.rows()
     table = [
         {
@@ -120,8 +160,8 @@ def _file_section(up: upload.Upload) -> None:
             "shape": _dims(r["shape"]),
             "dtype": r["dtype"],
             "values": r["numel"],
-            "kind": r["kind"],
-            "finite": "yes" if r["finite"] else "NaN / Inf",
+            "kind": upload_views.kind(r["kind"]),
+            "finite": _("yes") if r["finite"] else "NaN / Inf",
         }
         for r in rows[:MAX_TABLE_ROWS]
     ]
@@ -130,10 +170,23 @@ def _file_section(up: upload.Upload) -> None:
         hide_index=True,
         width="stretch",
         height=upload_views.table_height(len(table)),
-        column_config={"values": st.column_config.NumberColumn(format="localized")},
+        column_config={
+            "tensor": st.column_config.TextColumn(_("tensor")),
+            "shape": st.column_config.TextColumn(_("shape")),
+            "dtype": st.column_config.TextColumn(_("dtype")),
+            "values": st.column_config.NumberColumn(_("values"), format="localized"),
+            "kind": st.column_config.TextColumn(_("kind")),
+            "finite": st.column_config.TextColumn(_("finite")),
+        },
     )
     if len(rows) > MAX_TABLE_ROWS:
-        st.caption(f"The first {MAX_TABLE_ROWS:,} of {len(rows):,} tensors (by name); every one can be picked below.")
+        st.caption(
+            _(
+                "The first {shown:,} of {total:,} tensors (by name); every one can be picked below.",
+                shown=MAX_TABLE_ROWS,
+                total=len(rows),
+            )
+        )
 
 
 def _quoted(name: str) -> str:
@@ -142,7 +195,7 @@ def _quoted(name: str) -> str:
 
 
 def _dims(shape: tuple[int, ...]) -> str:
-    return "×".join(str(d) for d in shape) or "scalar"
+    return "×".join(str(d) for d in shape) or _("scalar")
 
 
 def _use_in_sidebar() -> None:
@@ -162,25 +215,32 @@ def _open_elsewhere() -> None:
     """
     if not sources.is_file(settings.model):
         st.button(
-            f"📤 Make this file the sidebar's model (`{sources.UPLOAD_MODEL}`)",
+            "📤 " + _("Make this file the sidebar's model ({model})", model=code_span(sources.UPLOAD_MODEL)),
             key="_qe_upload_open",
             on_click=_use_in_sidebar,
-            help="Then the Tensor explorer, Error curves and Size pages show its tensors, with every chart those "
-            "pages have (the tensor picked below becomes the sidebar's layer). Only in this browser tab.",
+            help=_(
+                "Then the Tensor explorer, Error curves and Size pages show its tensors, with every chart those "
+                "pages have (the tensor picked below becomes the sidebar's layer). Only in this browser tab."
+            ),
         )
         return
-    st.caption(f"The sidebar's model is this file (`{sources.UPLOAD_MODEL}`): its tensors are the layers there.")
+    st.caption(
+        _(
+            "The sidebar's model is this file ({model}): its tensors are the layers there.",
+            model=code_span(sources.UPLOAD_MODEL),
+        )
+    )
     cols = st.columns(3)
     for col, (path, label) in zip(
         cols,
         (
-            ("app_pages/tensor_explorer.py", "🔬 Tensor explorer"),
-            ("app_pages/error_curves.py", "📉 Error curves"),
-            ("app_pages/size_speed.py", "⚡ Size"),
+            ("app_pages/tensor_explorer.py", "🔬 " + _("Tensor explorer of this file")),
+            ("app_pages/error_curves.py", "📉 " + _("Error curves of this file")),
+            ("app_pages/size_speed.py", "⚡ " + _("Size of this file")),
         ),
         strict=True,
     ):
-        col.page_link(path, label=f"{label} of this file")
+        col.page_link(path, label=label)
 
 
 # --- one tensor -----------------------------------------------------------------------------------------------------
@@ -204,14 +264,16 @@ def _tensor_section(up: upload.Upload) -> None:
     if session.get(_TENSOR_KEY) not in names:
         session[_TENSOR_KEY] = _default_tensor(rows)
     name = st.selectbox(
-        "Tensor", names, key=_TENSOR_KEY, format_func=lambda n: f"{n}  ·  {_dims(tuple(tensors[n].shape))}"
+        _("Tensor"), names, key=_TENSOR_KEY, format_func=lambda n: f"{n}  ·  {_dims(tuple(tensors[n].shape))}"
     )
-    notes = ["Every sidebar setting below *Layer* applies to this tensor."]
+    notes = [_("Every sidebar setting below *Layer* applies to this tensor.")]
     if settings.target != "weights":
-        notes.append("A file holds weights only, so this page quantizes weights (activations need a running model).")
-    st.caption(" ".join(notes))
-    log_y = controls.page_toggle("Log-scale counts", "log", help="Show rare values (tails, outliers) too.")
-    with widgets.friendly_errors("analyse this tensor"):
+        notes.append(
+            _("A file holds weights only, so this page quantizes weights (activations need a running model).")
+        )
+    st.caption(widgets.sentences(*notes))
+    log_y = controls.page_toggle(_("Log-scale counts"), "log", help=_("Show rare values (tails, outliers) too."))
+    with widgets.friendly_errors(_("analyse this tensor")):
         _tensor_charts(up, name, log_y)
 
 
@@ -225,19 +287,30 @@ def _offered_group_sizes() -> list[int] | None:
 def _tensor_charts(up: upload.Upload, name: str, log_y: bool) -> None:
     spec = settings.spec()
     try:
-        with st.spinner("Quantizing…"):
+        with st.spinner(_("Quantizing…")):
             plan, view = upload.view_for(session, up, name, spec, _offered_group_sizes())
     except ValueError as err:
-        # A granularity that does not fit, NaN / Inf values, an empty tensor: quantlib's plain message.
-        st.error(f"Cannot quantize {_quoted(name)} with these settings: {err}", icon="🚫")
+        # A granularity that does not fit, NaN / Inf values, an empty tensor: the plan's or quantlib's message.
+        st.error(
+            _("Cannot quantize {tensor} with these settings: {reason}", tensor=_quoted(name),
+              reason=upload_views.plain(err)),
+            icon="🚫",
+        )
+        upload_views.original_message(err.args[0] if err.args else err)
         return
     t = up.tensors[name]
     st.caption(
-        f"{_quoted(name)} · {_dims(tuple(t.shape))} · {str(t.dtype).removeprefix('torch.')} · {view['numel']:,} values "
-        f"· {view['spec_label']}"
+        _(
+            "{tensor} · {shape} · {dtype} · {n:,} values · {label}",
+            tensor=_quoted(name),
+            shape=_dims(tuple(t.shape)),
+            dtype=str(t.dtype).removeprefix("torch."),
+            n=view["numel"],
+            label=note_text(upload.spec_label(plan.spec)),
+        )
     )
     for note in plan.notes:
-        st.caption(note)
+        st.caption(note_text(note))
     st.plotly_chart(
         figures.value_histogram(
             view["edges"], view["float_counts"], view["quant_counts"], view["grid"],
@@ -257,42 +330,67 @@ def _tensor_charts(up: upload.Upload, name: str, log_y: bool) -> None:
             config={"displaylogo": False},
         )
         st.caption(
-            f"Every value moves by at most {fmt(view['max_abs_error'], 3)}; a narrow, centred error histogram "
-            "means the grid is fine enough for this tensor."
+            _(
+                "Every value moves by at most {error}; a narrow, centred error histogram means the grid is fine "
+                "enough for this tensor.",
+                error=fmt(view["max_abs_error"], 3),
+            )
         )
     with right:
-        with st.spinner("Sweeping bit widths 2-16…"):
+        with st.spinner(_("Sweeping bit widths 2-16…")):
             curves, current, refs, sample_note = upload.curves_for(session, up, name, plan)
+        # The curves' labels are data (English keys); the chart shows them in the session's words.
+        curves = {note_text(label): df for label, df in curves.items()}
+        refs = {note_text(label): df for label, df in refs.items()}
+        current = note_text(current)
         points = {}
-        captions = ["The star is your current setting; each extra bit adds about 6 dB of SQNR."]
+        captions = [_("The star is your current setting; each extra bit adds about 6 dB of SQNR.")]
         if settings.fixed_bits is not None:
-            points[f"{settings.format} (current, fixed {settings.fixed_bits} bits)"] = (
+            points[_("{format} (current, fixed {bits} bits)", format=settings.format, bits=settings.fixed_bits)] = (
                 settings.fixed_bits, view["mse"], view["sqnr_db"],
             )
             current = ""  # the star is the fp8 / nf4 point; the int lines are for comparison
-            captions = [f"{settings.format} has a fixed width: it is the star; the lines are integer grids."]
+            captions = [
+                _("{format} has a fixed width: it is the star; the lines are integer grids.", format=settings.format)
+            ]
         st.plotly_chart(
             figures.error_curves_figure(curves, current, settings.effective_bits, points, refs),
             key="upload-curves",
             config={"displaylogo": False},
         )
         if sample_note:
-            captions.append(f"This tensor is large, so the curves use {sample_note} (whole rows / groups).")
-        st.caption(" ".join(captions))
+            captions.append(
+                _(
+                    "This tensor is large, so the curves use {sample} (whole rows / groups).",
+                    sample=note_text(sample_note),
+                )
+            )
+        st.caption(widgets.sentences(*captions))
 
 
 def _grid_caption(view: dict, granularity: str) -> str:
     if view["grid"] is None:
-        text = f"The grid has {view['grid_size']:,} levels, too dense to draw one by one; red dashes: the clip range."
-    else:
-        text = f"Ticks at the bottom: the {view['grid_size']:,} grid levels; red dashes: the clip range."
-    if view["num_blocks"] > 1:
-        unit = "group" if granularity == "group" else "channel"
-        text += (
-            f" Every {unit} has its own scale: the grid and clip range drawn are those of {unit} "
-            f"{view['grid_block']} (the widest range)."
+        text = _(
+            "The grid has {n:,} levels, too dense to draw one by one; red dashes: the clip range.",
+            n=view["grid_size"],
         )
-    return text
+    else:
+        text = _("Ticks at the bottom: the {n:,} grid levels; red dashes: the clip range.", n=view["grid_size"])
+    if view["num_blocks"] <= 1:
+        return text
+    if granularity == "group":
+        blocks = _(
+            "Every group has its own scale: the grid and clip range drawn are those of group {block} (the widest "
+            "range).",
+            block=view["grid_block"],
+        )
+    else:
+        blocks = _(
+            "Every channel has its own scale: the grid and clip range drawn are those of channel {block} (the "
+            "widest range).",
+            block=view["grid_block"],
+        )
+    return widgets.sentences(text, blocks)
 
 
 # --- the whole file's size ------------------------------------------------------------------------------------------
@@ -304,30 +402,32 @@ def _grid_caption(view: dict, granularity: str) -> str:
 def main() -> None:
     up = _get_file()
     if up is not None and not up.ok:
-        st.error(
-            f"**{escape_markdown(shorten(up.filename, NAME_CHARS))}** could not be used: {escape_markdown(up.error)}",
-            icon="🚫",
-        )
+        upload_views.refused(up)
     if up is None or not up.ok:
-        st.info("Upload a model file above, or click **Load the demo model**, to begin.", icon="👆")
+        st.info(_("Upload a model file above, or click **Load the demo model**, to begin."), icon="👆")
         return
     _file_section(up)
     _open_elsewhere()
-    st.subheader("🔬 One tensor, quantized")
+    st.subheader("🔬 " + _("One tensor, quantized"))
     _tensor_section(up)
-    st.subheader("💾 Size of the whole file at these settings")
-    with widgets.friendly_errors("compute the storage size"):
+    st.subheader("💾 " + _("Size of the whole file at these settings"))
+    with widgets.friendly_errors(_("compute the storage size")):
         upload_views.size_section(up, settings.spec(), MAX_TABLE_ROWS)
-    st.subheader("⬇️ Take it with you")
+    st.subheader("⬇️ " + _("Take it with you"))
     st.markdown(
-        "The file's weights quantized at these settings, in the **compressed-tensors** layout - built from this "
-        "session's copy when you click, and sent to this browser only - and the recipe of settings per tensor."
+        _(
+            "The file's weights quantized at these settings, in the **compressed-tensors** layout - built from "
+            "this session's copy when you click, and sent to this browser only - and the recipe of settings per "
+            "tensor."
+        )
     )
     export_views.upload_downloads(up, settings.spec())
-    st.subheader("🎯 Output drift")
+    st.subheader("🎯 " + _("Output drift"))
     st.info(
-        "Not available for an uploaded file: drift compares a model's outputs before and after quantization, and "
-        "a file of weights has no code to run and no inputs to run it on.",
+        _(
+            "Not available for an uploaded file: drift compares a model's outputs before and after quantization, "
+            "and a file of weights has no code to run and no inputs to run it on."
+        ),
         icon="ℹ️",
     )
 

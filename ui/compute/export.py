@@ -5,6 +5,10 @@ that keys the shared cache of a sample model's file. A file is built only when s
 page hands Streamlit a callable), and its cost is priced first (:func:`check`), so a link cannot make the
 server export something too big. An uploaded file's export is never cached: it is built from the session's own
 tensors, in the clicking session, and handed straight to that browser.
+
+Nothing here translates: a reason of this module is a ``ui.compute.upload.Message`` (English as a string, shown
+in the session's language by the page); quantlib's own reasons and ``BudgetExceeded`` messages are English and
+worded for the session by ``ui.views.export``. The files' contents (recipe JSON, metadata) stay English.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from quantlib.model import LayerInfo, weight_storage
 from ui import sources
 from ui.compute import explorer as data
 from ui.compute import reductions
+from ui.i18n import N_
 
 #: Finished files kept for everyone (the per-key lock makes 40 clicks one export). MiniLM at 4 bits is ~15 MB.
 CACHED_FILES = 4
@@ -118,12 +123,14 @@ def check_upload(
     or Inf cannot be quantized: it is kept as it is, and listed. Refused in plain words when the export is over
     the budget. Checked here, in the page's run: the file itself is built later, on the click, where an error
     could not be shown."""
+    from ui.compute.upload import Message
+
     known = getattr(tensors, "nonfinite", None)  # ``quantlib.io.UploadedTensors`` found them while loading
     usable, bad = {}, {}
     for name, s in plan.items():
         nonfinite = name in known if known is not None else not bool(torch.isfinite(tensors[name]).all())
         if nonfinite:
-            bad[name] = "holds NaN or infinite values, which cannot be quantized"
+            bad[name] = Message(N_("holds NaN or infinite values, which cannot be quantized"))
         else:
             usable[name] = s
     p = plan_tensors(tensors, usable)
@@ -178,6 +185,7 @@ def wire_view(model: str, layer: str, key: str) -> dict[str, Any]:
         "block_values": int(x.numel()) // max(qt.qparams.num_blocks, 1),
         "first_scale": float(qt.qparams.scale.reshape(-1)[0]),
         "first_zero_point": int(qt.qparams.zero_point.reshape(-1)[0]),
+        "spec_key": reductions.spec_key(s),  # the label in the session's words, at display time
     }
     if s.format in ("fp8_e4m3", "fp8_e5m2"):
         stored = codes.view(torch.uint8).to(torch.int32)  # an fp8 code is its byte

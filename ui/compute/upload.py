@@ -12,7 +12,12 @@ small tables: never the uploaded values themselves.
 
 **Reading files** is :func:`quantlib.io.load_tensors`: ``safetensors`` or ``torch.load(weights_only=True)``,
 in memory, which cannot run code from the file. Its :class:`~quantlib.io.UploadError` messages are meant for the
-person uploading and are stored for the page to show.
+person uploading and are stored (in English) for the page to show; the page words the known ones in the
+session's language (``ui.views.upload.plain``).
+
+**Words.** Notes and refusals made here (a plan's notes, why a group size does not fit, the curves' labels) are
+:class:`Message` values: the English sentence as a string, plus the ``N_``-marked msgid and values, so the page
+shows them in the session's language with ``ui.compute.reductions.note_text`` - nothing here translates.
 """
 
 from __future__ import annotations
@@ -35,7 +40,8 @@ from quantlib.layout import fitted_group_size, group_sizes_for
 from quantlib.model import LayerInfo, weight_storage
 from quantlib.spec import SCHEMES
 from ui.compute import reductions
-from ui.compute.reductions import curve_label, spec_key
+from ui.compute.reductions import Note, note_text, spec_key
+from ui.i18n import N_, _
 from ui.text import code_span
 
 _LOG = logging.getLogger("quantization_explorer")
@@ -53,6 +59,40 @@ CURVE_MAX_VALUES = 1 << 18
 CURVE_MAX_VALUES_SEARCH = 1 << 16
 #: The file the demo button builds.
 DEMO_FILENAME = "demo-model.safetensors"
+
+
+class Message(Note):
+    """A :class:`~ui.compute.reductions.Note` whose values may be notes too (a sentence with translated parts):
+    :meth:`text` shows those in the session's language as well. ``str`` is the English sentence.
+
+    >>> m = Message(N_("{what} fit"), what=Message(N_("none")))
+    >>> m, m.text()
+    ('none fit', 'none fit')
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_message, (self.msgid, self.values))
+
+    def text(self) -> str:
+        return _(self.msgid, **{k: note_text(v) if isinstance(v, Note) else v for k, v in self.values.items()})
+
+
+def _message(msgid: str, values: dict[str, Any]) -> Message:
+    return Message(msgid, **values)
+
+
+class PlanError(ValueError):
+    """Why the sidebar's spec cannot be applied to an uploaded tensor, worded when shown: ``str(err)`` is the
+    :class:`Message` in the language of the session showing it (English outside a session), as ``ui.jobs``'
+    errors are; ``msgid`` and ``values`` are its parts, ``args[0]`` the Message itself (English)."""
+
+    def __init__(self, message: Message) -> None:
+        super().__init__(message)
+        self.msgid, self.values = message.msgid, message.values
+
+    def __str__(self) -> str:
+        message = self.args[0] if self.args else ""
+        return message.text() if isinstance(message, Note) else str(message)
 
 
 # --- the session's upload ------------------------------------------------------------------------------------
@@ -103,7 +143,9 @@ def read_upload(
     except Exception as err:  # noqa: BLE001 - load_tensors maps bad files to UploadError; anything else is a bug
         _LOG.exception("reading upload %r failed", filename)
         return Upload(
-            filename, source, error=f"The file could not be read ({type(err).__name__}). Try another file.",
+            filename,
+            source,
+            error=Message(N_("The file could not be read ({error}). Try another file."), error=type(err).__name__),
             token=token,
         )
     return Upload(tensors.filename, source, tensors=tensors, token=token)
@@ -247,26 +289,43 @@ def _dims(shape: tuple[int, ...]) -> str:
     return "×".join(str(d) for d in shape) if shape else "a single number"
 
 
-def group_mismatch(name: str, shape: tuple[int, ...], group_size: int, offered: Sequence[int] | None = None) -> str:
+def group_mismatch(
+    name: str, shape: tuple[int, ...], group_size: int, offered: Sequence[int] | None = None
+) -> Message:
     """Why groups of ``group_size`` do not fit tensor ``name``, and what would (plain words for the page)."""
     row = row_length(shape)
-    rows_of = f"each row of {code_span(name)} has {row:,} values" + (
-        f" ({_dims(shape[1:])} flattened)" if len(shape) > 2 else ""
-    )
-    text = (
-        f"Groups of {group_size} do not fit: {rows_of}, and per-group needs the row length to be a multiple of "
-        "the group size."
-    )
+    if len(shape) > 2:
+        problem = Message(
+            N_(
+                "Groups of {group_size} do not fit: each row of {tensor} has {row:,} values ({dims} flattened), and "
+                "per-group needs the row length to be a multiple of the group size."
+            ),
+            group_size=group_size, tensor=code_span(name), row=row, dims=_dims(shape[1:]),
+        )
+    else:
+        problem = Message(
+            N_(
+                "Groups of {group_size} do not fit: each row of {tensor} has {row:,} values, and per-group needs "
+                "the row length to be a multiple of the group size."
+            ),
+            group_size=group_size, tensor=code_span(name), row=row,
+        )
     fits = group_sizes_for(row)
     usable = [d for d in fits if offered is None or d in set(offered)]
+    listed = _short_list(fits) or Message(N_("none"))
     if offered is not None and usable:
-        return text + f" Of the sidebar's group sizes, these fit: {_short_list(usable)}."
-    if offered is not None:
-        return text + (
-            f" None of the sidebar's group sizes fit (they are the ones that fit the sample layer chosen there; "
-            f"this tensor would take {_short_list(fits) or 'none'}): use **channel** or **tensor** granularity."
+        advice = Message(N_("Of the sidebar's group sizes, these fit: {sizes}."), sizes=_short_list(usable))
+    elif offered is not None:
+        advice = Message(
+            N_(
+                "None of the sidebar's group sizes fit (they are the ones that fit the sample layer chosen there; "
+                "this tensor would take {sizes}): use **channel** or **tensor** granularity."
+            ),
+            sizes=listed,
         )
-    return text + f" Group sizes that fit: {_short_list(fits) or 'none'}."
+    else:
+        advice = Message(N_("Group sizes that fit: {sizes}."), sizes=listed)
+    return Message(N_("{problem} {advice}"), problem=problem, advice=advice)
 
 
 def _short_list(values: Sequence[int], limit: int = 12) -> str:
@@ -274,7 +333,8 @@ def _short_list(values: Sequence[int], limit: int = 12) -> str:
 
 
 def plan(name: str, shape: tuple[int, ...], spec: QuantSpec, offered: Sequence[int] | None = None) -> Plan:
-    """Fit the sidebar's spec to an uploaded tensor, or raise ``ValueError`` saying in plain words why not.
+    """Fit the sidebar's spec to an uploaded tensor, or raise :class:`PlanError` (a ``ValueError``) saying in plain
+    words why not.
 
     Per-channel is along axis 0 (a file does not say which layer a tensor belongs to; axis 0 is the output
     channel of Linear and Conv weights). Per-group cuts rows as :func:`row_length` says and needs the group size
@@ -282,13 +342,19 @@ def plan(name: str, shape: tuple[int, ...], spec: QuantSpec, offered: Sequence[i
     """
     shape = tuple(int(d) for d in shape)
     if shape and math.prod(shape) == 0:
-        raise ValueError(f"it is empty (shape {_dims(shape)}): there are no values to quantize.")
+        raise PlanError(
+            Message(N_("it is empty (shape {shape}): there are no values to quantize."), shape=_dims(shape))
+        )
     if spec.granularity == "tensor":
         return Plan(spec, shape)
     if not shape:
-        raise ValueError(
-            "it is a single number: it has no channels or groups, so only per-tensor applies. "
-            "Switch granularity to **tensor** to see it."
+        raise PlanError(
+            Message(
+                N_(
+                    "it is a single number: it has no channels or groups, so only per-tensor applies. "
+                    "Switch granularity to **tensor** to see it."
+                )
+            )
         )
     if spec.granularity == "channel":
         if len(shape) == 1:
@@ -296,31 +362,47 @@ def plan(name: str, shape: tuple[int, ...], spec: QuantSpec, offered: Sequence[i
                 spec.replace(axis=0),
                 shape,
                 (
-                    f"{code_span(name)} is 1-D, so per-channel gives each of its {shape[0]:,} values its own scale: every "
-                    "value is stored almost exactly, and the scales take more room than the values. Allowed, but "
-                    "degenerate - biases and norms are normally quantized per-tensor or kept in float.",
+                    Message(
+                        N_(
+                            "{tensor} is 1-D, so per-channel gives each of its {n:,} values its own scale: every "
+                            "value is stored almost exactly, and the scales take more room than the values. "
+                            "Allowed, but degenerate - biases and norms are normally quantized per-tensor or kept "
+                            "in float."
+                        ),
+                        tensor=code_span(name), n=shape[0],
+                    ),
                 ),
             )
         return Plan(
             spec.replace(axis=0),
             shape,
             (
-                f"Per-channel: one scale per slice along **axis 0**, the first dimension ({shape[0]:,} channels). "
-                "For Linear and Conv weights that is the output channel.",
+                Message(
+                    N_(
+                        "Per-channel: one scale per slice along **axis 0**, the first dimension ({n:,} channels). "
+                        "For Linear and Conv weights that is the output channel."
+                    ),
+                    n=shape[0],
+                ),
             ),
         )
     row = row_length(shape)
     g = spec.group_size
     if row % g:
-        raise ValueError(group_mismatch(name, shape, g, offered))
+        raise PlanError(group_mismatch(name, shape, g, offered))
     notes = []
     analysed = shape
     if len(shape) > 2:
         analysed = (shape[0], row)
         notes.append(
-            f"Per-group on a {len(shape)}-D tensor: each of the {shape[0]:,} slices along axis 0 is flattened into a "
-            f"row of {row:,} values ({_dims(shape[1:])}) and cut into groups of {g}, as the sample models' conv "
-            "layers are."
+            Message(
+                N_(
+                    "Per-group on a {ndim}-D tensor: each of the {n:,} slices along axis 0 is flattened into a row "
+                    "of {row:,} values ({dims}) and cut into groups of {group_size}, as the sample models' conv "
+                    "layers are."
+                ),
+                ndim=len(shape), n=shape[0], row=row, dims=_dims(shape[1:]), group_size=g,
+            )
         )
     return Plan(spec, analysed, tuple(notes))
 
@@ -339,7 +421,7 @@ def tensor_view(x: torch.Tensor, spec: QuantSpec) -> dict[str, Any]:
     return reductions.reduce_view(x, spec)[0]
 
 
-def curve_sample(x: torch.Tensor, spec: QuantSpec, max_values: int) -> tuple[torch.Tensor, str | None]:
+def curve_sample(x: torch.Tensor, spec: QuantSpec, max_values: int) -> tuple[torch.Tensor, Message | None]:
     """At most about ``max_values`` values of ``x`` for the error curves, with the spec's blocks kept whole.
 
     Works on a 2-D view whose rows are channels (axis 0) and whose columns come in chunks of the group size:
@@ -363,21 +445,48 @@ def curve_sample(x: torch.Tensor, spec: QuantSpec, max_values: int) -> tuple[tor
         chunk = spec.group_size if spec.granularity == "group" else 1
         stride = math.ceil(x2.numel() / max_values)
         x2 = x2.reshape(x2.shape[0], cols // chunk, chunk)[:, ::stride].reshape(x2.shape[0], -1)
-    return x2, f"an evenly spread {x2.numel():,} of its {n:,} values"
+    return x2, Message(N_("an evenly spread {kept:,} of its {total:,} values"), kept=x2.numel(), total=n)
 
 
 def curve_cap(spec: QuantSpec) -> int:
     return CURVE_MAX_VALUES_SEARCH if spec.calibration in ("mse", "entropy") else CURVE_MAX_VALUES
 
 
-def curve(x: torch.Tensor, spec: QuantSpec) -> tuple[pd.DataFrame, str | None]:
+def curve(x: torch.Tensor, spec: QuantSpec) -> tuple[pd.DataFrame, Message | None]:
     """``quantlib.error_curve`` over bits 2-16 at ``spec`` (its bit width ignored), on a subset of big tensors."""
     sub, note = curve_sample(x, spec, curve_cap(spec))
     reductions.check_budget(budget.curve_cost, sub, spec, reductions.CURVE_DOING)  # refused up front when the subset is still too costly
     return error_curve(sub, spec), note
 
 
-def curve_specs(spec: QuantSpec, ndim: int) -> tuple[dict[str, QuantSpec], str, dict[str, QuantSpec]]:
+def curve_label(scheme: str, granularity: str, group_size: int = 64) -> Message:
+    """:func:`ui.compute.reductions.curve_label` (``symmetric · per-tensor``) as a :class:`Message`: the same
+    English string, shown in the session's language with ``note_text``."""
+    return Message(
+        N_("{scheme} · {granularity}"),
+        scheme=Message(reductions.SCHEME_NAMES[scheme]),
+        granularity=Message(reductions.GRANULARITY_NAMES[granularity], group_size=group_size),
+    )
+
+
+def spec_label(spec: QuantSpec) -> Message:
+    """``QuantSpec.label()`` (``int4 asym per-channel``) as a :class:`Message`: the same English string, its words
+    shown in the session's language with ``note_text`` (format names such as ``int4`` stay as they are)."""
+    fmt = f"{spec.format}{spec.bits}" if spec.is_integer_grid else spec.format
+    return label(fmt, spec.scheme, spec.granularity, spec.group_size)
+
+
+def label(fmt: str, scheme: str, granularity: str, group_size: int) -> Message:
+    """:func:`spec_label` from its parts: ``fmt`` as the label spells it (``int4``, ``nf4``)."""
+    return Message(
+        N_("{format} {scheme} {granularity}"),
+        format=fmt,
+        scheme=Message(reductions.SCHEME_SHORT[scheme]),
+        granularity=Message(reductions.GRANULARITY_NAMES[granularity], group_size=group_size),
+    )
+
+
+def curve_specs(spec: QuantSpec, ndim: int) -> tuple[dict[Message, QuantSpec], Message, dict[Message, QuantSpec]]:
     """The error curves to draw for one tensor: ``(curves, current label, references)``, each label → spec.
 
     Both schemes per-tensor and per-channel (per-channel only where the tensor has an axis), plus per-group at
@@ -398,14 +507,14 @@ def curve_specs(spec: QuantSpec, ndim: int) -> tuple[dict[str, QuantSpec], str, 
     current = curve_label(spec.scheme, spec.granularity, spec.group_size)
     refs = {}
     if spec.calibration != "minmax":
-        refs[f"{current} with minmax (for comparison)"] = base.replace(calibration="minmax")
+        refs[Message(N_("{label} with minmax (for comparison)"), label=current)] = base.replace(calibration="minmax")
     return curves, current, refs
 
 
 # --- storage of every uploaded tensor ------------------------------------------------------------------------------
 
 
-def storage_spec(shape: tuple[int, ...], spec: QuantSpec) -> tuple[QuantSpec, str | None]:
+def storage_spec(shape: tuple[int, ...], spec: QuantSpec) -> tuple[QuantSpec, Message | None]:
     """The spec one tensor is stored with in the size table, and a note when it had to differ.
 
     A single number has only a per-tensor scale. A group size that does not divide the rows becomes the largest
@@ -415,7 +524,7 @@ def storage_spec(shape: tuple[int, ...], spec: QuantSpec) -> tuple[QuantSpec, st
     if spec.granularity == "tensor":
         return spec, None
     if not shape:
-        return spec.replace(granularity="tensor"), "a single number: per-tensor"
+        return spec.replace(granularity="tensor"), Message(N_("a single number: per-tensor"))
     if spec.granularity == "channel":
         return spec.replace(axis=0), None
     row = row_length(shape)
@@ -423,8 +532,10 @@ def storage_spec(shape: tuple[int, ...], spec: QuantSpec) -> tuple[QuantSpec, st
     if fitted == spec.group_size:
         return spec, None
     if fitted:
-        return spec.replace(group_size=fitted), f"rows of {row:,}: groups of {fitted}"
-    return spec.replace(granularity="channel", axis=0), f"rows of {row:,}: per-channel"
+        return spec.replace(group_size=fitted), Message(
+            N_("rows of {row:,}: groups of {group_size}"), row=row, group_size=fitted
+        )
+    return spec.replace(granularity="channel", axis=0), Message(N_("rows of {row:,}: per-channel"), row=row)
 
 
 def storage_table(tensors: Mapping[str, torch.Tensor], spec: QuantSpec) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -448,7 +559,7 @@ def storage_table(tensors: Mapping[str, torch.Tensor], spec: QuantSpec) -> tuple
                 "dtype": str(t.dtype).removeprefix("torch."),
                 "values": int(t.numel()),
                 "float_bytes": float_bytes,
-                "stored as": s.label() + (f" ({note})" if note else ""),
+                "stored as": Message(N_("{label} ({note})"), label=spec_label(s), note=note) if note else spec_label(s),
                 "code_bytes": payload,
                 "scale_bytes": overhead,
                 "quantized_bytes": payload + overhead,
@@ -502,7 +613,7 @@ def view_for(
 
 def curves_for(
     state: MutableMapping[str, Any], up: Upload, name: str, p: Plan
-) -> tuple[dict[str, pd.DataFrame], str, dict[str, pd.DataFrame], str | None]:
+) -> tuple[dict[Message, pd.DataFrame], Message, dict[Message, pd.DataFrame], Message | None]:
     """Error curves of tensor ``name`` for :func:`curve_specs`: ``(curves, current label, references, note)``.
 
     Every curve is memoized on its own with the bit width left out of the key, so moving the bit slider reuses
@@ -511,7 +622,7 @@ def curves_for(
     assert up.tensors is not None
     x = analysed_tensor(up.tensors[name], p)
     specs, current, ref_specs = curve_specs(p.spec, x.dim())
-    notes: list[str] = []
+    notes: list[Message] = []
 
     def one(s: QuantSpec) -> pd.DataFrame:
         df, note = memo(state, (up.token, name, "curve", spec_key(s), p.shape), lambda: curve(x, s))
