@@ -171,6 +171,15 @@ def test_adaround_learns_a_better_rounding_on_digits_cnn_and_reports_progress():
     assert done == sorted(done) and calls[-1][:2] == (600, 600) and calls[1][0] == 10
 
 
+def test_adaround_learns_under_no_grad_as_a_job_runner_calls_it():
+    net, x = _mlp()
+    free = apply(net, "adaround", SPEC3, x, iters=30).model
+    with torch.no_grad():
+        guarded = apply(net, "adaround", SPEC3, x, iters=30).model
+    for a, b in zip(free.parameters(), guarded.parameters(), strict=True):
+        assert torch.equal(a, b), "the same rounding, whatever the caller's grad mode"
+
+
 def test_adaround_refuses_formats_without_an_integer_grid():
     net, x = _mlp()
     with pytest.raises(ValueError, match="integer grid"):

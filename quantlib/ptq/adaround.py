@@ -59,6 +59,48 @@ def beta_at(it: int, iters: int) -> float:
     return BETA_END + (BETA_START - BETA_END) * max(0.0, 1.0 - t)
 
 
+def _learn_v(
+    frac: torch.Tensor,
+    x: torch.Tensor,
+    w: torch.Tensor,
+    grid_value: Callable[[torch.Tensor], torch.Tensor],
+    iters: int,
+    lr: float,
+    reg: float,
+    seed: int,
+    batch_rows: int,
+    progress: Callable[[int, int], None] | None,
+) -> torch.Tensor:
+    """Adam on V: reconstruction ``‖x·W̃(h(V))ᵀ − x·Wᵀ‖²`` plus, after the warm-up, the annealed rounding term
+    ``λ·Σ(1 − |2h(V) − 1|^β)`` that pushes every h to 0 or 1. Returns the learned V."""
+    v = init_v(frac).requires_grad_(True)
+    target = x @ w.T
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam([v], lr=lr)
+    n = x.shape[0]
+    step = max(1, iters // 20)
+    for it in range(iters):
+        if n > batch_rows:
+            idx = torch.randint(0, n, (batch_rows,), generator=gen)
+            xb, yb = x[idx], target[idx]
+        else:
+            xb, yb = x, target
+        h = rectified_sigmoid(v)
+        w_soft = grid_value(h)
+        rec = (xb @ w_soft.T - yb).square().sum(dim=1).mean()
+        if it < int(WARMUP * iters):
+            loss = rec
+        else:
+            beta = beta_at(it, iters)
+            loss = rec + reg * (1 - (2 * h - 1).abs().pow(beta)).sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if progress is not None and (it + 1) % step == 0:
+            progress(it + 1, iters)
+    return v.detach()
+
+
 def adaround_matrix(
     w: torch.Tensor,
     x: torch.Tensor,
@@ -95,32 +137,11 @@ def adaround_matrix(
         r = torch.maximum(torch.minimum(r, torch.as_tensor(hi)), torch.as_tensor(lo))
         return r * scale
 
-    v = init_v(w_over_s - w_floor).requires_grad_(True)
-    x = x.to(torch.float32)
-    target = x @ w.T
-    gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam([v], lr=lr)
-    n = x.shape[0]
-    step = max(1, iters // 20)
-    for it in range(iters):
-        if n > batch_rows:
-            idx = torch.randint(0, n, (batch_rows,), generator=gen)
-            xb, yb = x[idx], target[idx]
-        else:
-            xb, yb = x, target
-        h = rectified_sigmoid(v)
-        w_soft = grid_value(h)
-        rec = (xb @ w_soft.T - yb).square().sum(dim=1).mean()
-        if it < int(WARMUP * iters):
-            loss = rec
-        else:
-            beta = beta_at(it, iters)
-            loss = rec + reg * (1 - (2 * h - 1).abs().pow(beta)).sum()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if progress is not None and (it + 1) % step == 0:
-            progress(it + 1, iters)
+    # The rounding is learned by gradient descent on V: gradients on, whatever the caller set (a job runner or a
+    # notebook cell under torch.no_grad() would otherwise make loss.backward() fail).
+    with torch.enable_grad():
+        v = _learn_v(w_over_s - w_floor, x.to(torch.float32), w, grid_value, iters, lr, reg, seed, batch_rows,
+                     progress)
     with torch.no_grad():
         h_hard = (v >= 0).to(torch.float32)  # σ(V) ≥ 0.5 ⇔ h(V) ≥ 0.5
         if iters == 0:
