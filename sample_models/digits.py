@@ -183,7 +183,7 @@ def build_mlp() -> SampleModel:
     """Build ``digits-mlp`` from its shipped weights."""
     return _build(
         "digits-mlp",
-        "Digits MLP (64 → 128 → 64 → 10)",
+        N_("Digits MLP (64 → 128 → 64 → 10)"),
         N_(
             "A three-layer perceptron (fc1 64→128, fc2 128→64, fc3 64→10, ReLU between) classifying flattened "
             "8×8 digit images. Its first layer sees the raw pixels, about half of which are exactly zero."
@@ -195,7 +195,7 @@ def build_cnn() -> SampleModel:
     """Build ``digits-cnn`` from its shipped weights."""
     return _build(
         "digits-cnn",
-        "Digits CNN (conv 16 → conv 32 → pool → linear)",
+        N_("Digits CNN (conv 16 → conv 32 → pool → linear)"),
         N_(
             "A small convolutional network on 1×8×8 digit images: conv1 (16 filters 3×3), conv2 (32 filters 3×3), "
             "2×2 max-pooling and a linear classifier (fc 512→10). The ranges of conv2's filters differ "

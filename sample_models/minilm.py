@@ -153,7 +153,7 @@ def build() -> SampleModel:
     values = {"n_eval": n_eval, "n_paired": 2 * len(minilm_sentences.PARAPHRASE_PAIRS)}
     return SampleModel(
         name="minilm",
-        title="MiniLM sentence encoder (all-MiniLM-L6-v2)",
+        title=N_("MiniLM sentence encoder (all-MiniLM-L6-v2)"),
         description=DESCRIPTION.format(**values),
         description_parts=(DESCRIPTION,),
         text_values=values,

@@ -209,7 +209,7 @@ def build() -> SampleModel:
     }
     return SampleModel(
         name="recsys",
-        title="Recommender (embedding tables + NeuMF scorer)",
+        title=N_("Recommender (embedding tables + NeuMF scorer)"),
         description=DESCRIPTION.format(**values),
         description_parts=(DESCRIPTION,),
         text_values=values,

@@ -62,7 +62,7 @@ def build() -> SampleModel:
 
     return SampleModel(
         name=NAME,
-        title="Tiny linear (10 → 1)",
+        title=N_("Tiny linear (10 → 1)"),
         description=DESCRIPTION.format(seed=SEED, n_eval=N_EVAL),
         description_parts=(DESCRIPTION,),
         text_values={"seed": SEED, "n_eval": N_EVAL},

@@ -33,6 +33,7 @@ from quantlib.spec import (
 from ui import i18n, sources
 from ui.i18n import N_, _
 from ui.text import escape_markdown
+from ui.views import upload as upload_views
 
 #: The shared controls, in sidebar order; each is a widget key and the query parameter of the same name.
 PARAMS: tuple[str, ...] = (
@@ -359,7 +360,9 @@ def _default_layer(ctx: SidebarContext) -> str:
 def _layer_note(ctx: SidebarContext) -> str:
     info = ctx.info
     shape = "×".join(str(d) for d in info.shape)
-    return _("{kind} · weight {shape} · {n} parameters", kind=escape_markdown(info.kind), shape=shape,
+    # A file's tensor kinds are quantlib.io's words ("kernel (Conv)"); a sample model's are module class names.
+    kind = upload_views.kind(info.kind) if not ctx.source.runs_model else info.kind
+    return _("{kind} · weight {shape} · {n} parameters", kind=escape_markdown(kind), shape=shape,
              n=f"{info.numel:,}")
 
 
@@ -479,7 +482,8 @@ def render_language_switch(container: Any) -> str:  # noqa: ANN401 - a Streamlit
     options = list(i18n.LANGUAGES)
     return _bound(
         container.radio, "🌐 Language · 语言", i18n.KEY, options=options, index=options.index(default),
-        horizontal=True, help="en: English · zh: 简体中文. A shared link carries it (`lang=en` / `lang=zh`).",
+        horizontal=True,
+        help=_("en: English · zh: 简体中文. A shared link opens in its language (`lang=en` / `lang=zh`)."),
     )
 
 

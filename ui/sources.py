@@ -155,7 +155,7 @@ class SampleSource(ModelSource):
         return self.model.default_layer
 
     def caption(self) -> str:
-        return _("**{title}** · task: {task}", title=self.model.title, task=_(self.model.task))
+        return _("**{title}** · task: {task}", title=_(self.model.title), task=_(self.model.task))
 
     def about(self) -> str:
         return self.model.describe(_)
