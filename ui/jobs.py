@@ -27,6 +27,12 @@ One :class:`JobRunner` per server process (:func:`runner`):
 
 Nothing here imports Streamlit: the page side (progress bars, buttons) is :mod:`ui.views.jobs`.
 
+**Words for the participant.** The errors below (:class:`ServerBusy`, :class:`JobStopped`, :class:`JobFailed`)
+and the progress messages carry an English msgid (marked ``N_``) and its values, not a finished sentence: a
+worker's ``_`` answers in English, and a job is shared by sessions in different languages. ``str(err)`` words
+the message in the language of whoever asks (the session whose script calls it); ``err.msgid`` and
+``err.values`` are there for a view that wants to put its own words in (:func:`ui.views.jobs.message`).
+
 >>> r = JobRunner(workers=1)
 >>> job = r.submit("square|7", _square, (7,), label="7²")
 >>> r.wait(job, timeout=120).result
@@ -56,6 +62,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ui import result_store
+from ui.i18n import N_, _
 
 _LOG = logging.getLogger("quantization_explorer")
 
@@ -104,16 +111,43 @@ def default_workers() -> int:
     return max(1, (os.cpu_count() or 2) - 1)
 
 
-class ServerBusy(RuntimeError):
+class _Worded:
+    """An error worded for a participant: an English msgid (``N_``-marked) and its values, translated when shown.
+
+    ``args`` hold the English sentence (logs, pickling); ``str(err)`` is the sentence in the language of the
+    session that asks (English in a worker or outside a session). Pickling keeps ``msgid`` and ``values``
+    (``BaseException`` restores ``__dict__``), so an error raised in a worker is worded in the server.
+    """
+
+    def __init__(self, msgid: str = "", /, **values: Any) -> None:
+        super().__init__(msgid.format(**values) if values else msgid)
+        self.msgid, self.values = msgid, values
+
+    def __str__(self) -> str:
+        msgid, values = getattr(self, "msgid", None), getattr(self, "values", None)
+        if msgid is None:  # pragma: no cover - built without __init__ (copy protocols)
+            return super().__str__()
+        return _(msgid, **values) if msgid else ""
+
+    def reworded(self, **values: Any) -> _Worded:
+        """The same error with some values replaced (a view puts its own words for the job's label)."""
+        return type(self)(self.msgid, **{**self.values, **{k: v for k, v in values.items() if k in self.values}})
+
+
+class ServerBusy(_Worded, RuntimeError):
     """Too many long computations are already waiting on this server."""
 
 
-class JobStopped(Exception):
+class JobStopped(_Worded, Exception):
     """Raised inside a worker at its next progress call once somebody pressed Stop."""
 
 
-class JobFailed(RuntimeError):
+class JobFailed(_Worded, RuntimeError):
     """A job could not finish for a reason outside its own code (worker died, out of time, out of memory)."""
+
+
+STOPPED = N_("stopped on request")
+SHUTTING_DOWN = N_("the server is shutting down")
 
 
 @dataclass(frozen=True)
@@ -144,6 +178,8 @@ class Job:
     done: int = 0
     total: int = 0
     message: str = ""
+    #: The last progress message as (msgid, values), replaced in one assignment (``message`` is it in English).
+    note: tuple[str, dict[str, Any]] = ("", {})
     partials: list[Any] = field(default_factory=list)
     result: Any = None
     error: BaseException | None = None
@@ -191,12 +227,14 @@ class Progress:
 
     def check(self) -> None:
         if self.flags is not None and self.flags[self.slot]:
-            raise JobStopped("stopped on request")
+            raise JobStopped(STOPPED)
 
-    def __call__(self, done: int, total: int, message: str = "") -> None:
+    def __call__(self, done: int, total: int, message: str = "", /, **values: Any) -> None:
+        """Count a step. ``message`` is what the step did: a ``N_``-marked msgid with ``{placeholders}`` filled
+        from ``values`` (plain values) when shown, so each waiting session reads it in its own language."""
         self.check()
         if self.channel is not None:
-            self.channel.put(("progress", self.job_id, (int(done), int(total), str(message))))
+            self.channel.put(("progress", self.job_id, (int(done), int(total), str(message), dict(values))))
 
     def partial(self, value: Any) -> None:
         self.check()
@@ -312,9 +350,13 @@ def _plain_error(err: BaseException, job: Job) -> BaseException:
     """The error a page shows for a failed job: a plain sentence for what went wrong outside the job's code."""
     if isinstance(err, MemoryError) or "can't allocate memory" in str(err) or "not enough memory" in str(err):
         return JobFailed(
-            f"{job.label} needed more memory than a background job may use on this server "
-            f"({WORKER_MEMORY_BYTES / 2**30:.0f} GB), so it was stopped; the server carries on. Choose a "
-            "cheaper setting (per-channel instead of small groups, minmax calibration, a smaller model)."
+            N_(
+                "{label} needed more memory than a background job may use on this server ({gb} GB), so it was "
+                "stopped; the server carries on. Choose a cheaper setting (per-channel instead of small groups, "
+                "minmax calibration, a smaller model)."
+            ),
+            label=job.label,
+            gb=f"{WORKER_MEMORY_BYTES / 2**30:.0f}",
         )
     return err
 
@@ -424,7 +466,7 @@ class JobRunner:
         with self._lock:
             if job.id in self._running:  # handed to a worker that is starting up
                 return 0
-            queued = [j for j, *_ in self._pending]
+            queued = [j for j, *_rest in self._pending]
             position = next((i for i, j in enumerate(queued) if j is job), len(queued))
             return position + len(self._running)
 
@@ -458,7 +500,7 @@ class JobRunner:
         hit = None if key in self._jobs else self.finished(key)
         with self._lock:
             if self._closed:
-                raise ServerBusy("the server is shutting down")
+                raise ServerBusy(SHUTTING_DOWN)
             hit = hit or self._results.get(key)
             if hit is not None:
                 self._results.move_to_end(key)
@@ -470,8 +512,11 @@ class JobRunner:
             free = max(0, self.workers - len(self._running))
             if len(self._pending) - free >= self.max_pending:  # jobs that a free worker is about to take don't wait
                 raise ServerBusy(
-                    f"{len(self._pending) + len(self._running)} long computations are already running or "
-                    "waiting on this server; try again in a minute (finished results are shared with everybody)"
+                    N_(
+                        "{n} long computations are already running or waiting on this server; try again in a "
+                        "minute (finished results are shared with everybody)"
+                    ),
+                    n=len(self._pending) + len(self._running),
                 )
             job = Job(key, label or key, estimate_s, owner, id=next(self._ids), keep=keep)
             self._jobs[key] = job
@@ -490,7 +535,7 @@ class JobRunner:
             for i, (queued, *_rest) in enumerate(self._pending):
                 if queued is job:  # not started yet: it simply never runs
                     del self._pending[i]
-                    self._end(job, error=JobStopped("stopped before it started"))
+                    self._end(job, error=JobStopped(N_("stopped before it started")))
                     return True
             entry = self._running.get(job.id)
             if entry is not None and self._flags is not None:
@@ -522,8 +567,8 @@ class JobRunner:
             pool, self._pool = self._pool, None
             pending = list(self._pending)
             self._pending.clear()
-        for job, *_ in pending:
-            self._end(job, error=JobFailed("the server is shutting down"))
+        for job, *_rest in pending:
+            self._end(job, error=JobFailed(SHUTTING_DOWN))
         if pool is not None:
             for proc in list((getattr(pool, "_processes", None) or {}).values()):  # no public handle on them
                 proc.kill()
@@ -656,13 +701,16 @@ class JobRunner:
                 self._rebuild()
         innocent = self._killed.get(generation) not in (None, job.id) or len(victims) > 1
         if job.stop_requested:
-            self._end(job, error=JobStopped("stopped on request"))
+            self._end(job, error=JobStopped(STOPPED))
         elif innocent and job.attempts < 2:
             self._pending.appendleft((job, *entry[1:4]))
         else:
             self._end(job, error=JobFailed(
-                f"The background worker computing {job.label} stopped unexpectedly (most likely it ran out of "
-                "memory). The server carries on; try a cheaper setting."
+                N_(
+                    "The background worker computing {label} stopped unexpectedly (most likely it ran out of "
+                    "memory). The server carries on; try a cheaper setting."
+                ),
+                label=job.label,
             ))
 
     def _end(self, job: Job, result: Any = None, error: BaseException | None = None) -> None:
@@ -723,7 +771,10 @@ class JobRunner:
             if kind == "start":
                 job.pid, job.started = payload, time.monotonic()
             elif kind == "progress":
-                job.done, job.total, job.message = payload
+                done, total, msgid, values = payload
+                job.note = (msgid, values)
+                job.message = msgid.format(**values) if values else msgid
+                job.done, job.total = done, total
             elif kind == "partial":
                 job.partials.append(payload)
             self._check_time()
@@ -739,8 +790,12 @@ class JobRunner:
                     self._killed[pool.qe_generation] = job.id
                 del self._running[job.id]
                 self._end(job, error=JobFailed(
-                    f"{job.label} took longer than {self.max_seconds:.0f} s, the most a background job may run on "
-                    "this server, so it was stopped. Choose a cheaper setting or a smaller model."
+                    N_(
+                        "{label} took longer than {seconds} s, the most a background job may run on this server, "
+                        "so it was stopped. Choose a cheaper setting or a smaller model."
+                    ),
+                    label=job.label,
+                    seconds=f"{self.max_seconds:.0f}",
                 ))
                 if job.pid and not self.in_process:
                     try:

@@ -37,6 +37,7 @@ from quantlib.speed import compare_float_vs_int8_dynamic, linear_micro_benchmark
 from ui import controls, jobs, sources
 from ui.compute import explorer as data
 from ui.compute import reductions
+from ui.i18n import N_, _
 
 #: Bit widths of the layers × bits heatmap, and the widths the mixed-precision search picks from.
 SWEEP_BITS: tuple[int, ...] = (2, 3, 4, 6, 8)
@@ -70,13 +71,17 @@ def model_wide_spec(model: str, spec: QuantSpec) -> tuple[QuantSpec, str | None]
         return spec, None
     lengths = ", ".join(str(r) for r in sorted(rows))
     if fitted:
-        return spec.replace(group_size=fitted), (
-            f"group size {spec.group_size} does not divide every layer's rows ({lengths} values), so this page "
-            f"uses group size {fitted} for all layers"
+        return spec.replace(group_size=fitted), _(
+            "group size {size} does not divide every layer's rows ({lengths} values), so this page uses group "
+            "size {fitted} for all layers",
+            size=spec.group_size,
+            lengths=lengths,
+            fitted=fitted,
         )
-    return spec.replace(granularity="channel"), (
-        f"no group size divides every layer's rows ({lengths} values), so this page uses per-channel for all "
-        "layers"
+    return spec.replace(granularity="channel"), _(
+        "no group size divides every layer's rows ({lengths} values), so this page uses per-channel for all "
+        "layers",
+        lengths=lengths,
     )
 
 
@@ -84,10 +89,31 @@ def integer_spec(spec: QuantSpec) -> tuple[QuantSpec, str | None]:
     """The spec a bit-width sweep can vary: fp8 / nf4 have a fixed width, so their sweep uses int."""
     if spec.is_integer_grid:
         return spec, None
-    return spec.replace(format="int"), (
-        f"{spec.format} has a fixed width, so the bit-width sweep and the mixed-precision search use the "
-        "int format with the same scheme and granularity"
+    return spec.replace(format="int"), _(
+        "{format} has a fixed width, so the bit-width sweep and the mixed-precision search use the int format "
+        "with the same scheme and granularity",
+        format=spec.format,
     )
+
+
+def spec_text(spec: QuantSpec) -> str:
+    """``QuantSpec.label()`` (``int4 sym per-channel``) with its words in the session's language, for the text of
+    these pages (format names stay: ``int4``, ``fp8_e4m3``)."""
+    return reductions.spec_label(spec, _)
+
+
+#: Task metrics of the sample models as the pages name them (a metric not listed shows its own name: ``mse``).
+METRIC_LABELS: dict[str, str] = {
+    "accuracy": N_("accuracy"),
+    "spearman": N_("spearman"),
+    "recall@10": N_("recall@10"),
+}
+
+
+def metric_label(name: str) -> str:
+    """A sample model's task metric (``accuracy``) in the session's language."""
+    label = METRIC_LABELS.get(name)
+    return _(label) if label else name
 
 
 def short_names(names: Sequence[str]) -> list[str]:
@@ -125,7 +151,7 @@ def measure_probe_seconds(model: str) -> float:
     """Seconds for one evaluation and one forward pass of the float model: the unit every sweep is made of."""
     sm = sources.sample(model)
     best = math.inf
-    for _ in range(2):  # the first call of a small model is mostly warm-up: take the better of two
+    for _attempt in range(2):  # the first call of a small model is mostly warm-up: take the better of two
         start = time.perf_counter()
         sm.evaluate(sm.model)
         sm.run(sm.model)
@@ -135,7 +161,7 @@ def measure_probe_seconds(model: str) -> float:
     return best
 
 
-@st.cache_resource(show_spinner="Timing one evaluation of the model…", max_entries=16)
+@st.cache_resource(show_spinner=False, max_entries=16)  # the spinner is the caller's (its words translated)
 def _probe_seconds_here(model: str) -> float:
     return measure_probe_seconds(model)
 
@@ -171,7 +197,7 @@ def _per_probe(model: str) -> float:
 
 def _key_probes(model: str, key: str) -> int:
     """Probes behind a finished key (``sweep|model|2,3,4|…`` or ``sensitivity|model|mode|…``)."""
-    kind, _, what = key.split("|", 3)[:3]
+    kind, _model, what = key.split("|", 3)[:3]
     if kind == "sweep":
         return _sweep_probes(model, [int(b) for b in what.split(",") if b])
     return _sensitivity_probes(model, what)
@@ -238,10 +264,47 @@ def _evaluate_kwargs(model: str) -> dict[str, Any]:
     }
 
 
+def _probe_progress(progress: Progress | None) -> Progress | None:
+    """quantlib's ``"int4 sym per-channel: fc1 (only)"`` as a message every language can show: the probed
+    layer at its spec (a msgid with values; the spec label and the layer name are codes)."""
+    if progress is None:
+        return None
+
+    def report(done: int, total: int, message: str = "") -> None:
+        head, sep, rest = message.partition(": ")
+        layer, _paren, mode = rest.rpartition(" (")
+        if not sep or not _paren:
+            progress(done, total, message)
+        elif mode.rstrip(")") == "all_but":
+            progress(done, total, N_("every layer but {layer} at {spec}"), layer=controls.layer_token(layer),
+                     spec=head)
+        else:
+            progress(done, total, N_("{layer} at {spec}"), layer=controls.layer_token(layer), spec=head)
+
+    return report
+
+
+def _pareto_progress(progress: Progress | None) -> Progress | None:
+    """``quantlib.pareto_front``'s ``"≤ 4 bits/weight"`` / ``"uniform int4"`` as msgids with values."""
+    if progress is None:
+        return None
+
+    def report(done: int, total: int, message: str = "") -> None:
+        if message.startswith("uniform "):
+            progress(done, total, N_("uniform {format}"), format=message.removeprefix("uniform "))
+        elif message.startswith("≤ ") and message.endswith(" bits/weight"):
+            progress(done, total, N_("mix for ≤ {bits} bits/weight"),
+                     bits=message.removeprefix("≤ ").removesuffix(" bits/weight"))
+        else:
+            progress(done, total, message)
+
+    return report
+
+
 def compute_sensitivity(model: str, spec: QuantSpec, mode: str, progress: Progress | None = None) -> pd.DataFrame:
     """``quantlib.layer_sensitivity`` of every layer of the sample model (its own private copy)."""
     sm = sources.sample(model)
-    return layer_sensitivity(sm.model, spec, mode=mode, progress=progress, **_evaluate_kwargs(model))
+    return layer_sensitivity(sm.model, spec, mode=mode, progress=_probe_progress(progress), **_evaluate_kwargs(model))
 
 
 def compute_sweep(
@@ -249,7 +312,7 @@ def compute_sweep(
 ) -> pd.DataFrame:
     """``quantlib.sensitivity_sweep``: every layer alone at every width in ``bits`` (the heatmap's table)."""
     sm = sources.sample(model)
-    return sensitivity_sweep(sm.model, spec, bits=bits, progress=progress, **_evaluate_kwargs(model))
+    return sensitivity_sweep(sm.model, spec, bits=bits, progress=_probe_progress(progress), **_evaluate_kwargs(model))
 
 
 def compute_choice(
@@ -293,7 +356,7 @@ def compute_pareto(model: str, spec: QuantSpec, sweep: pd.DataFrame, progress: P
         metric_name=sm.metric_name,
         higher_is_better=sm.higher_is_better,
         uniform_bits=UNIFORM_BITS,
-        progress=progress,
+        progress=_pareto_progress(progress),
     )
 
 
@@ -311,8 +374,8 @@ def compute_drift_sweep(
     values = []
     for i, b in enumerate(bits):
         if progress is not None:
-            progress(i, len(bits), f"{b} bits")
-        quantized, _ = data.build_quantized(model, chosen, target, spec.replace(bits=b))
+            progress(i, len(bits), N_("{bits} bits"), bits=b)
+        quantized, _specs = data.build_quantized(model, chosen, target, spec.replace(bits=b))
         values.append(float(sm.evaluate(quantized)[sm.metric_name]))
     return values
 
@@ -331,7 +394,7 @@ def load_models(names: Sequence[str], progress: Progress | None = None) -> dict[
     timings = {}
     for i, name in enumerate(names):
         if progress is not None:
-            progress(i, len(names), f"loading {name}")
+            progress(i, len(names), N_("loading {name}"), name=name)
         timings[name] = measure_probe_seconds(name)
     return {"models": list(names), "probe_seconds": timings}
 
@@ -488,6 +551,7 @@ def granularity_options(spec: QuantSpec) -> list[tuple[str, QuantSpec]]:
     sizes = [32, 64, 128]
     if spec.granularity == "group" and spec.group_size not in sizes:
         sizes = sorted([*sizes, spec.group_size])
+    # The names are data (cached, shared by every language); the page words them (``group of 32`` / 每组 32 个).
     out = [("tensor", spec.replace(granularity="tensor")), ("channel", spec.replace(granularity="channel"))]
     out += [(f"group of {g}", spec.replace(granularity="group", group_size=g)) for g in sizes]
     return out
@@ -512,6 +576,7 @@ def overhead_table(model: str, key: str) -> pd.DataFrame:
         rows.append(
             {
                 "one scale per": name,
+                "group_size": option.group_size if option.granularity == "group" else 0,
                 "current": is_current(option, spec),
                 "scales stored": int(sum(_blocks(option, row) for row in view["layers"].itertuples())),
                 "overhead_bytes": view["overhead_bytes"],

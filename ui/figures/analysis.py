@@ -6,6 +6,11 @@ chart message is a few kB even for MiniLM's 40 layers.
 
 Layer charts draw one horizontal bar per layer, first row at the top, and put the full layer name (its URL
 token) in ``customdata``: a click on a bar hands the page that name (``st.plotly_chart(on_select=...)``).
+
+Titles, axis titles, legends and hover text are in the session's language (``_`` at build time: the pages build
+these figures on every run, never in a cache shared between languages). Plotly's ``%{…}`` placeholders go into
+a translated sentence as values (``_("{layer} at {bits} bits", layer="%{customdata[0]}", …)``), so the
+catalog's sentences have only named placeholders.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from ui.figures.explorer import (
     legend_entries,
     make_figure,
 )
+from ui.i18n import _
 
 #: One colour per bit width of the mixed-precision charts (fewer bits = warmer).
 BITS_COLORS: dict[int, str] = {2: "#D62728", 3: "#F58518", 4: "#ECA82C", 5: "#B5BD4C", 6: "#54A24B",
@@ -112,11 +118,13 @@ def layer_bars(
         {"type": "bar", "orientation": "h", "x": vals, "y": names, "customdata": custom, "name": value_title,
          "marker": {"color": _bar_colors(tokens, current, QUANT_COLOR)}, "xaxis": "x", "yaxis": "y",
          "showlegend": False,
-         "hovertemplate": "%{customdata}<br>" + value_title + ": %{x:.4g}<extra></extra>"},
+         "hovertemplate": "%{customdata}<br>" + _("{name}: {value}", name=value_title, value="%{x:.4g}")
+         + "<extra></extra>"},
         {"type": "bar", "orientation": "h", "x": sq, "y": names, "customdata": custom, "name": sqnr_title,
          "marker": {"color": _bar_colors(tokens, current, FLOAT_COLOR)}, "xaxis": "x2", "yaxis": "y",
          "showlegend": False,
-         "hovertemplate": "%{customdata}<br>" + sqnr_title + ": %{x:.3g} dB<extra></extra>"},
+         "hovertemplate": "%{customdata}<br>" + _("{name}: {value}", name=sqnr_title, value="%{x:.3g} dB")
+         + "<extra></extra>"},
     ]
     shapes = []
     if reference is not None and np.isfinite(reference):
@@ -158,16 +166,17 @@ def sensitivity_heatmap(
     xs = [f"{b}" for b in bits]
     ticks = _bold(labels, tokens, current)
     custom = np.dstack([np.repeat(np.asarray(list(tokens), dtype=object)[:, None], len(bits), axis=1),
-                        np.vectorize(lambda v: f"{v:.3g}" if np.isfinite(v) else "n/a")(
+                        np.vectorize(lambda v: f"{v:.3g}" if np.isfinite(v) else _("n/a"))(
                             np.asarray(sqnr_db, dtype=np.float64)).astype(object)])
     data: list[Trace] = [
         {"type": "heatmap", "x": xs, "y": list(labels), "z": shown, "text": text, "texttemplate": "%{text}",
          "textfont": {"size": 10}, "customdata": custom, "zmin": 0.0, "zmax": max(top, 1e-9),
          "colorscale": HEAT_COLORS,
-         "colorbar": {"title": {"text": "drop", "side": "right"}, "thickness": 12, "len": 0.8},
+         "colorbar": {"title": {"text": _("drop"), "side": "right"}, "thickness": 12, "len": 0.8},
          "xgap": 1, "ygap": 1, "name": "",
-         "hovertemplate": "%{customdata[0]} at %{x} bits<br>" + metric_name
-         + " drop: %{z:.4g}<br>output SQNR: %{customdata[1]} dB<extra></extra>"},
+         "hovertemplate": _("{layer} at {bits} bits", layer="%{customdata[0]}", bits="%{x}") + "<br>"
+         + _("{metric} drop: {value}", metric=metric_name, value="%{z:.4g}") + "<br>"
+         + _("output SQNR: {value} dB", value="%{customdata[1]}") + "<extra></extra>"},
     ]
     shapes = []
     if current_bits is not None and current_bits in bits:
@@ -175,9 +184,9 @@ def sensitivity_heatmap(
         shapes.append({"type": "rect", "x0": i - 0.5, "x1": i + 0.5, "y0": 0, "y1": 1, "xref": "x",
                        "yref": "paper", "line": {"color": HIGHLIGHT_COLOR, "width": 2.5}})
     return _top_axis_figure(
-        data, f"{metric_name} drop with only that layer quantized", _rows_height(len(labels)), legend=False,
-        shapes=shapes,
-        xaxis=axis_layout("bit width", type="category", side="top"),
+        data, _("{metric} drop with only that layer quantized", metric=metric_name), _rows_height(len(labels)),
+        legend=False, shapes=shapes,
+        xaxis=axis_layout(_("bit width"), type="category", side="top"),
         yaxis=_category_axis(list(labels), tickvals=list(labels), ticktext=ticks),
     )
 
@@ -185,7 +194,7 @@ def sensitivity_heatmap(
 def _short(v: float) -> str:
     """Cell text: ``0``, ``.012``, ``-0.002``; ``n/a`` for a metric that broke down."""
     if not np.isfinite(v):
-        return "n/a"
+        return _("n/a")
     if abs(v) < 5e-5:
         return "0"
     return f"{v:.2g}" if abs(v) < 0.01 else f"{v:.3f}".rstrip("0")
@@ -206,14 +215,15 @@ def bits_per_layer(
         data.append({
             "type": "bar", "orientation": "h", "x": f32(bits_arr[idx]), "y": [labels[i] for i in idx],
             "customdata": np.asarray([[tokens[i], f"{int(numel[i]):,}"] for i in idx], dtype=object),
-            "name": f"{b} bits", "marker": {"color": BITS_COLORS.get(b, GRID_COLOR)},
-            "hovertemplate": "%{customdata[0]}: %{x} bits · %{customdata[1]} weights<extra></extra>",
+            "name": _("{bits} bits", bits=b), "marker": {"color": BITS_COLORS.get(b, GRID_COLOR)},
+            "hovertemplate": _("{layer}: {bits} bits · {n} weights", layer="%{customdata[0]}", bits="%{x}",
+                               n="%{customdata[1]}") + "<extra></extra>",
         })
     top = int(bits_arr.max()) if bits_arr.size else 8
     return _top_axis_figure(
         data, title, _rows_height(len(labels), 160),
         bargap=0.25,
-        xaxis=axis_layout("bits", range=[0, top + 0.5], dtick=2, side="top"),
+        xaxis=axis_layout(_("bits"), range=[0, top + 0.5], dtick=2, side="top"),
         yaxis=_category_axis(list(labels)),
     )
 
@@ -233,33 +243,37 @@ def pareto_chart(
     mixed = front[front["kind"] == "mixed"].sort_values("size_bytes")
     uniform = front[front["kind"] == "uniform"].sort_values("size_bytes")
     kb = 1 / 1000
+    point = _("{size} kB · {metric} {value}", size="%{x:.4g}", metric=metric_name, value="%{y:.4g}")
     data: list[Trace] = [
         {"type": "scatter", "x": f32(mixed["size_bytes"] * kb), "y": f32(mixed["metric"]),
-         "mode": "lines+markers", "name": "mixed precision (best mixes)",
+         "mode": "lines+markers", "name": _("mixed precision (best mixes)"),
          "line": {"color": QUANT_COLOR, "width": 2}, "marker": {"size": 7},
          "customdata": f32(mixed["avg_bits"]),
-         "hovertemplate": "%{customdata:.2f} bits/weight<br>%{x:.4g} kB · " + metric_name
-         + " %{y:.4g}<extra>mixed</extra>"},
+         "hovertemplate": _("{bits} bits/weight", bits="%{customdata:.2f}") + "<br>" + point
+         + "<extra>" + _("mixed") + "</extra>"},
         {"type": "scatter", "x": f32(uniform["size_bytes"] * kb), "y": f32(uniform["metric"]),
-         "mode": "markers+text", "name": "uniform: every layer the same width",
+         "mode": "markers+text", "name": _("uniform: every layer the same width"),
          "text": [str(lab).replace("uniform ", "") for lab in uniform["label"]], "textposition": "top center",
          "marker": {"symbol": "diamond", "size": 11, "color": FLOAT_COLOR},
-         "hovertemplate": "%{text}<br>%{x:.4g} kB · " + metric_name + " %{y:.4g}<extra>uniform</extra>"},
+         "hovertemplate": "%{text}<br>" + point + "<extra>" + _("uniform") + "</extra>"},
     ]
     xs = np.concatenate([mixed["size_bytes"].to_numpy(), uniform["size_bytes"].to_numpy()]) * kb
     lo, hi = (float(xs.min()), float(xs.max())) if xs.size else (0.0, 1.0)
     data.append({"type": "scatter", "x": [lo, hi], "y": [float(float_metric)] * 2, "mode": "lines",
-                 "name": f"float model: {float_metric:.4g}", "line": {"color": GRID_COLOR, "dash": "dash"},
+                 "name": _("float model: {value}", value=f"{float_metric:.4g}"),
+                 "line": {"color": GRID_COLOR, "dash": "dash"},
                  "hoverinfo": "skip"})
     if chosen is not None and chosen.get("metric") is not None:
         data.append({"type": "scatter", "x": [float(chosen["size_bytes"]) * kb], "y": [float(chosen["metric"])],
-                     "mode": "markers", "name": f"your budget: {chosen['avg_bits']:.2f} bits/weight",
+                     "mode": "markers",
+                     "name": _("your budget: {bits} bits/weight", bits=f"{chosen['avg_bits']:.2f}"),
                      "marker": STAR,
-                     "hovertemplate": "your budget<br>%{x:.4g} kB · " + metric_name + " %{y:.4g}<extra></extra>"})
-    better = "higher" if higher_is_better else "lower"
+                     "hovertemplate": _("your budget") + "<br>" + point + "<extra></extra>"})
+    better = (_("{metric} (higher is better)", metric=metric_name) if higher_is_better
+              else _("{metric} (lower is better)", metric=metric_name))
     return make_figure(
-        data, "Size vs task metric (measured)", 340,
-        xaxis=axis_layout("model size (kB)"), yaxis=axis_layout(f"{metric_name} ({better} is better)"),
+        data, _("Size vs task metric (measured)"), 340,
+        xaxis=axis_layout(_("model size (kB)")), yaxis=axis_layout(better),
     )
 
 
@@ -275,36 +289,37 @@ def storage_bars(
     names = list(labels)
     custom = np.asarray([[t, _human(p), _human(o), _human(f)] for t, p, o, f
                          in zip(tokens, payload, overhead, float_bytes, strict=True)], dtype=object)
-    hover = ("%{customdata[0]}<br>codes %{customdata[1]} + scales %{customdata[2]}"
-             "<br>float32: %{customdata[3]}<extra></extra>")
+    hover = ("%{customdata[0]}<br>"
+             + _("codes {codes} + scales {scales}", codes="%{customdata[1]}", scales="%{customdata[2]}")
+             + "<br>" + _("float32: {size}", size="%{customdata[3]}") + "<extra></extra>")
     q_off = "quantized"
     data: list[Trace] = [
-        {"type": "bar", "orientation": "h", "x": f32(float_bytes), "y": names, "name": "float32 weight",
+        {"type": "bar", "orientation": "h", "x": f32(float_bytes), "y": names, "name": _("float32 weight"),
          "marker": {"color": FLOAT_COLOR, "opacity": 0.45}, "offsetgroup": "float", "customdata": custom,
          "hovertemplate": hover},
-        {"type": "bar", "orientation": "h", "x": f32(payload), "y": names, "name": "quantized codes",
+        {"type": "bar", "orientation": "h", "x": f32(payload), "y": names, "name": _("quantized codes"),
          "marker": {"color": QUANT_COLOR}, "offsetgroup": q_off, "customdata": custom, "hovertemplate": hover},
         {"type": "bar", "orientation": "h", "x": f32(overhead), "y": names, "base": f32(payload),
-         "name": "scales + zero points", "marker": {"color": OVERHEAD_COLOR}, "offsetgroup": q_off,
+         "name": _("scales + zero points"), "marker": {"color": OVERHEAD_COLOR}, "offsetgroup": q_off,
          "customdata": custom, "hovertemplate": hover},
     ]
     ticks = _bold(names, tokens, current)
     return _top_axis_figure(
-        data, "Storage of each layer's weight", _rows_height(int(len(names) * 1.4)),
+        data, _("Storage of each layer's weight"), _rows_height(int(len(names) * 1.4)),
         barmode="group", bargap=0.2, bargroupgap=0.05,
-        xaxis=axis_layout("bytes", exponentformat="SI", side="top"),
+        xaxis=axis_layout(_("bytes"), exponentformat="SI", side="top"),
         yaxis=_category_axis(names, tickvals=names, ticktext=ticks),
     )
 
 
 def storage_totals(float_bytes: int, payload: int, overhead: int, other: int) -> go.Figure:
     """The whole model: float32 vs quantized (codes, scales / zero points, parameters that stay float32)."""
-    rows = ["float32", "quantized"]
+    rows = ["float32", _("quantized")]
     segments = [
         ("float32", [float_bytes, 0], FLOAT_COLOR),
-        ("quantized codes", [0, payload], QUANT_COLOR),
-        ("scales + zero points", [0, overhead], OVERHEAD_COLOR),
-        ("biases & norms (stay float32)", [0, other], KEPT_FLOAT_COLOR),
+        (_("quantized codes"), [0, payload], QUANT_COLOR),
+        (_("scales + zero points"), [0, overhead], OVERHEAD_COLOR),
+        (_("biases & norms (stay float32)"), [0, other], KEPT_FLOAT_COLOR),
     ]
     # Stacked by hand (explicit bases, overlay): barmode="stack" would list the legend backwards.
     data: list[Trace] = []
@@ -312,11 +327,11 @@ def storage_totals(float_bytes: int, payload: int, overhead: int, other: int) ->
     for name, vals, color in segments:
         data.append({"type": "bar", "orientation": "h", "x": f32(vals), "y": rows, "base": f32(base),
                      "name": name, "marker": {"color": color}, "customdata": [_human(v) for v in vals],
-                     "hovertemplate": name + ": %{customdata}<extra></extra>"})
+                     "hovertemplate": _("{name}: {value}", name=name, value="%{customdata}") + "<extra></extra>"})
         base = base + np.asarray(vals, dtype=np.float64)
     return make_figure(
-        data, "Whole model", 130, barmode="overlay", bargap=0.3,
-        xaxis=axis_layout("bytes", exponentformat="SI"), yaxis=_category_axis(rows),
+        data, _("Whole model"), 130, barmode="overlay", bargap=0.3,
+        xaxis=axis_layout(_("bytes"), exponentformat="SI"), yaxis=_category_axis(rows),
     )
 
 
@@ -331,18 +346,19 @@ def latency_bars(rows: Sequence[Mapping[str, Any]], title: str) -> go.Figure:
     plus = f32([max(r["p90_ms"] - r["median_ms"], 0.0) for r in rows])
     minus = f32([max(r["median_ms"] - r["p10_ms"], 0.0) for r in rows])
     data: list[Trace] = [
-        {"type": "bar", "orientation": "h", "x": med, "y": labels, "name": "median",
+        {"type": "bar", "orientation": "h", "x": med, "y": labels, "name": _("median"),
          "marker": {"color": [colors.get(r["kind"], GRID_COLOR) for r in rows]},
          "error_x": {"type": "data", "symmetric": False, "array": plus, "arrayminus": minus,
                      "color": GRID_COLOR, "thickness": 1.2, "width": 5},
          # Inside the bar at its start: the whiskers run past the bar's end, where the text would collide.
          "text": [f"{r['median_ms']:.3g} ms" for r in rows], "textposition": "inside", "insidetextanchor": "start",
          "textfont": {"color": "#FFFFFF"},
-         "hovertemplate": "%{y}: median %{x:.3g} ms<extra></extra>"},
+         "hovertemplate": _("{variant}: median {ms} ms", variant="%{y}", ms="%{x:.3g}") + "<extra></extra>"},
     ]
     return make_figure(
         data, title, 40 * len(rows) + 50, legend=False, bargap=0.3,
-        xaxis=axis_layout("milliseconds per call (bar: median, whisker: 10th-90th percentile)", rangemode="tozero"),
+        xaxis=axis_layout(_("milliseconds per call (bar: median, whisker: 10th-90th percentile)"),
+                          rangemode="tozero"),
         yaxis=_category_axis(labels),
     )
 

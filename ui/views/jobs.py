@@ -15,6 +15,7 @@ from typing import Any
 import streamlit as st
 
 from ui import jobs
+from ui.i18n import _, ngettext
 
 #: Work estimated to take less than this starts as soon as the page opens; longer work waits for a click.
 AUTO_RUN_SECONDS = 2.5
@@ -29,21 +30,53 @@ def seconds_text(s: float) -> str:
     ('1 s', '42 s', '3 min')
     """
     if s < 90:
-        return f"{max(1, round(s))} s"
-    return f"{s / 60:.0f} min"
+        return _("{n} s", n=max(1, round(s)))
+    return _("{n} min", n=f"{s / 60:.0f}")
+
+
+def message(err: BaseException, label: str | None = None) -> str:
+    """An error of the job runner in the session's language (any other error: its own text).
+
+    ``label`` replaces the job's label in the sentence: the job's label is the words of the session that
+    started it, maybe in another language; a waiting session names the work in its own.
+    """
+    if label is not None and isinstance(err, (jobs.ServerBusy, jobs.JobStopped, jobs.JobFailed)):
+        err = err.reworded(label=label)
+    return str(err)
+
+
+def note_text(job: jobs.Job) -> str:
+    """The job's last progress message in the session's language (a msgid from the job, or a layer name)."""
+    msgid, values = job.note
+    if not msgid:
+        return job.message
+    try:
+        return _(msgid, **values)
+    except (KeyError, IndexError, ValueError):  # a translation that does not fit its values: the English one
+        return job.message
 
 
 def progress_text(job: jobs.Job, ahead: int) -> str:
     """The line under a progress bar: the queue position, or the steps done and the time left."""
     if job.started is None:
         if ahead <= 0:
-            return "Starting a background worker…"
-        return f"Waiting: {ahead} computation{'s' if ahead != 1 else ''} ahead of you on this server…"
+            return _("Starting a background worker…")
+        return ngettext(
+            "Waiting: {n} computation ahead of you on this server…",
+            "Waiting: {n} computations ahead of you on this server…",
+            ahead,
+            n=ahead,
+        )
     elapsed = time.monotonic() - job.started
     left = job.seconds_left()
     if left is not None:
-        return f"{job.done} of {job.total} · {job.message} · about {seconds_text(left)} left"
-    return f"{elapsed:.0f} s so far (about {seconds_text(job.estimate_s)} in all)"
+        note = note_text(job)
+        if note:
+            return _("{done} of {total} · {note} · about {left} left", done=job.done, total=job.total, note=note,
+                     left=seconds_text(left))
+        return _("{done} of {total} · about {left} left", done=job.done, total=job.total, left=seconds_text(left))
+    return _("{elapsed} s so far (about {estimate} in all)", elapsed=f"{elapsed:.0f}",
+             estimate=seconds_text(job.estimate_s))
 
 
 def wait(job: jobs.Job, what: str) -> Any:
@@ -57,12 +90,15 @@ def wait(job: jobs.Job, what: str) -> Any:
         box = st.empty()
         with box.container(border=True):
             st.markdown(f"⏳ **{what}**")
-            bar = st.progress(0.0, text="Waiting to start…")
-            st.caption("Runs in the background for everyone who asks: moving a slider does not lose it.")
+            bar = st.progress(0.0, text=_("Waiting to start…"))
+            st.caption(_("Runs in the background for everyone who asks: moving a slider does not lose it."))
         while not job.event.wait(POLL_SECONDS):
             bar.progress(job.fraction, text=progress_text(job, runner.ahead_of(job)))
         box.empty()
     if job.error is not None:
+        if isinstance(job.error, (jobs.ServerBusy, jobs.JobStopped, jobs.JobFailed)):
+            # The same error, naming the work in this session's words (the job's label is its starter's).
+            raise job.error.reworded(label=what.rstrip("…. ")) from job.error
         raise job.error
     return job.result
 
@@ -91,14 +127,18 @@ def obtain(
         return hit.value
     job = runner.job(key)
     if job is None:
-        estimate_s = estimate()
+        with st.spinner(_("Estimating how long this takes…")):  # shown only past half a second (timing a model)
+            estimate_s = estimate()
         quick = estimate_s <= AUTO_RUN_SECONDS if auto is None else auto
         if not quick:
             offer = st.empty()  # cleared once clicked: the progress bar takes its place
             with offer.container():
                 st.caption(
-                    f"This takes about {seconds_text(estimate_s)} on this server. The result is kept for everybody: "
-                    "once computed, a shared link shows it straight away."
+                    _(
+                        "This takes about {duration} on this server. The result is kept for everybody: once "
+                        "computed, a shared link shows it straight away.",
+                        duration=seconds_text(estimate_s),
+                    )
                 )
                 clicked = st.button(button, key=button_key, type="primary")
             if not clicked:
@@ -108,9 +148,15 @@ def obtain(
     return wait(job, what)
 
 
-def computed_note(key: str, min_seconds: float = 0.0) -> str | None:
-    """``computed in 19 s at 14:02:10`` for a finished result that took at least ``min_seconds``, else None."""
+def computed_at(key: str, min_seconds: float = 0.0) -> dict[str, str] | None:
+    """``{"seconds": "19.0", "time": "14:02:10"}`` of a finished result that took at least ``min_seconds``."""
     hit = jobs.runner().finished(key)
     if hit is None or hit.seconds < min_seconds:
         return None
-    return f"computed in {hit.seconds:.1f} s at {time.strftime('%H:%M:%S', time.localtime(hit.at))}"
+    return {"seconds": f"{hit.seconds:.1f}", "time": time.strftime("%H:%M:%S", time.localtime(hit.at))}
+
+
+def computed_note(key: str, min_seconds: float = 0.0) -> str | None:
+    """``computed in 19 s at 14:02:10`` for a finished result that took at least ``min_seconds``, else None."""
+    at = computed_at(key, min_seconds)
+    return None if at is None else _("computed in {seconds} s at {time}", **at)
