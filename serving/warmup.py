@@ -45,6 +45,7 @@ DEFAULT_LINKS: tuple[str, ...] = (
     "/walkthrough",
     "/your-model",
     "/algorithms",
+    "/glossary",
     "/?model=tiny-linear",
     "/?model=digits-cnn",
     "/?model=recsys",

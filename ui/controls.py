@@ -480,6 +480,12 @@ def render_language_switch(container: Any) -> str:  # noqa: ANN401 - a Streamlit
     """English / 中文, bound to the ``lang`` parameter; its default is the browser's language when offered."""
     default = i18n.browser_language() or i18n.DEFAULT
     options = list(i18n.LANGUAGES)
+    # A link may spell the language as a browser does (zh-CN, zh_Hans, ZH): the widget takes only its own codes,
+    # so the link's value is put in that form before the widget reads it (ui.links accepts the spelling).
+    raw = st.query_params.get(i18n.KEY)
+    spelled = i18n.normalize(raw)
+    if raw is not None and spelled is not None and raw != spelled and i18n.KEY not in st.session_state:
+        st.session_state[i18n.KEY] = spelled
     return _bound(
         container.radio, "🌐 Language · 语言", i18n.KEY, options=options, index=options.index(default),
         horizontal=True,

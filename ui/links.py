@@ -158,7 +158,16 @@ def link_problems(
             continue
         used = resolved[key]
         shown = layer_token(str(used)) if key == "layer" else _shown(used)
-        ok = value == shown if key == "layer" else same_value(value, used)
+        if key == "layer":
+            ok = value == shown
+        elif key == i18n.KEY:
+            ok = i18n.normalize(value) == used  # zh-CN, zh_Hans and ZH are ways of saying zh
+        else:
+            # A page control that shows translated labels keeps the shown label in the URL: a link made in
+            # either language names the same value.
+            ok = same_value(value, used) or (
+                isinstance(used, str) and value in {i18n.translations(lang).gettext(used) for lang in i18n.LANGUAGES}
+            )
         if ok:
             if given:
                 lines.append(_("{given}: using the last, {value}", given=given, value=code_span(shown)))

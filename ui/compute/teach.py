@@ -384,7 +384,8 @@ def train_run(settings: RunSettings, progress: jobs.Progress) -> QATRun | None:
         now = time.monotonic()
         if shape[1] and now - tick >= TICK_SECONDS:
             tick = now
-            progress(steps, shape[1], f"epoch {steps / shape[0]:.2f} of {settings.epochs}")
+            progress(steps, shape[1], N_("epoch {epoch} of {epochs}"), epoch=f"{steps / shape[0]:.2f}",
+                     epochs=settings.epochs)
         steps += 1
         return call(model, inputs)
 
@@ -406,7 +407,8 @@ def train_run(settings: RunSettings, progress: jobs.Progress) -> QATRun | None:
                 point = Point.of(p)
                 points.append(point)
                 progress.partial(point)
-                progress(p.step, p.total_steps, f"epoch {point.epoch:.2f} of {settings.epochs}")
+                progress(p.step, p.total_steps, N_("epoch {epoch} of {epochs}"), epoch=f"{point.epoch:.2f}",
+                         epochs=settings.epochs)
     except jobs.JobStopped:
         if qat_model is None or steps <= 0 or not shape[0]:
             return None
