@@ -312,7 +312,9 @@ def _download(table: pd.DataFrame, what: str) -> None:
 # --- mixed precision -------------------------------------------------------------------------------------------
 
 
-def _mixed_precision() -> None:
+def _mixed_precision(view: str) -> None:
+    """The budget search under the sensitivity views; ``view`` is the view shown above (the heatmap already
+    offers the sweep the search needs)."""
     st.subheader(_("🎚️ Mixed precision: a bit width per layer under a budget"))
     st.markdown(
         _(
@@ -513,6 +515,6 @@ with widgets.friendly_errors(_("measure the sensitivity of the layers")):
 st.divider()
 with widgets.friendly_errors(_("search a bit width per layer")):
     try:
-        _mixed_precision()
+        _mixed_precision(view)
     except jobs.ServerBusy as busy:
         st.warning(job_views.message(busy), icon="⏳")
