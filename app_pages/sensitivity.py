@@ -65,7 +65,7 @@ st.caption(
         "Weights of all {n} layers of {model}, probed with **{spec}**, {calibration} calibration · task metric "
         "**{metric}** ({better}; float model {value})",
         n=len(infos),
-        model=sm.title,
+        model=widgets.model_title(sm.title),
         spec=ad.spec_text(spec),
         calibration=settings.calibration,
         metric=metric,

@@ -248,7 +248,7 @@ def _what_runs_where() -> None:
             "int8 matrix multiply: int8 weights, inputs quantized on the fly per batch.",
             len(linear),
             n=len(linear),
-            model=sm.title,
+            model=widgets.model_title(sm.title),
         )
     ]
     if other:
@@ -374,7 +374,7 @@ def _speed_section() -> None:
     js = jobs.runner()
     last = js.finished(key)
     todo = [
-        (key, ad.compute_speed, (settings.model,), _("Timing {model}: float, int8, fake quant…", model=sm.title),
+        (key, ad.compute_speed, (settings.model,), _("Timing {model}: float, int8, fake quant…", model=widgets.model_title(sm.title)),
          lambda: last.seconds if last is not None else ad.speed_estimate(settings.model)),
         (ad.MICRO_KEY, ad.compute_micro, (), _("Timing one 1024×1024 Linear layer…"), lambda: 2.0),
     ]
@@ -400,7 +400,7 @@ def _speed_section() -> None:
             )
         )
     else:
-        _speed_result(res, key, _("{model}: time per call", model=sm.title))
+        _speed_result(res, key, _("{model}: time per call", model=widgets.model_title(sm.title)))
         if res["int8"] is not None and res["speedup"] < 0.95:
             st.info(
                 _(
