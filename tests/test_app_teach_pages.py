@@ -295,7 +295,7 @@ class ScriptedStop(jobs.Progress):
         if self.when(self):
             raise jobs.JobStopped("stopped on request")
 
-    def __call__(self, done: int, total: int, message: str = "") -> None:
+    def __call__(self, done: int, total: int, message: str = "", /, **values) -> None:
         self.check()
         self.done = done
 
