@@ -57,15 +57,30 @@ def model_names() -> list[str]:
     return sample_models.names()
 
 
-@st.cache_resource(show_spinner="Loading the sample model…")
-def sample(name: str) -> sample_models.SampleModel:
-    """The shared sample model (also cached by ``sample_models.load``): read it, never modify it."""
+@st.cache_resource(show_spinner=False)
+def _sample(name: str) -> sample_models.SampleModel:
     return sample_models.load(name)
 
 
-@st.cache_resource(max_entries=8, show_spinner="Running the calibration inputs through the model…")
+#: The sample models this process has loaded: a spinner only while one is really loading. (A cache decorator's
+#: own spinner text is fixed at import, in English; the sidebar asks for the model first, outside any cache.)
+_loaded: set[str] = set()
+
+
+def sample(name: str) -> sample_models.SampleModel:
+    """The shared sample model (also cached by ``sample_models.load``): read it, never modify it."""
+    if name in _loaded:
+        return _sample(name)
+    with st.spinner(_("Loading the sample model…")):
+        found = _sample(name)
+    _loaded.add(name)
+    return found
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
 def _activations(model: str, layer: str) -> torch.Tensor:
-    """Float input activations of ``layer`` on the model's calibration inputs (shared: read only)."""
+    """Float input activations of ``layer`` on the model's calibration inputs (shared: read only). Called
+    inside cached computations, so it shows no spinner of its own: the pages' spinners cover it."""
     sm = sample(model)
     return capture_activations(sm.model, layer, sm.calibration_inputs)
 
