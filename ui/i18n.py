@@ -168,7 +168,7 @@ def ngettext(singular: str, plural: str, n: int, /, **kwargs: object) -> str:
 
 
 def locale() -> Locale:
-    """Babel's locale of the session's language (number and list formatting)."""
+    """Babel's locale of the session's language (list formatting)."""
     try:
         return Locale.parse(LOCALES[current()])
     except (UnknownLocaleError, ValueError):  # pragma: no cover - both locales ship with Babel
@@ -180,10 +180,3 @@ def format_list(items: list[str]) -> str:
     from babel.lists import format_list as babel_format_list
 
     return babel_format_list(items, locale=locale()) if items else ""
-
-
-def format_decimal(value: float, digits: int = 3) -> str:
-    """A number with up to ``digits`` decimals, grouped as the session's language writes it."""
-    from babel.numbers import format_decimal as babel_format_decimal
-
-    return babel_format_decimal(value, format=f"#,##0.{'#' * digits}" if digits else "#,##0", locale=locale())
