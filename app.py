@@ -11,13 +11,14 @@ from __future__ import annotations
 import streamlit as st
 
 from serving import warmup
-from ui import controls, heap, links, sources
+from ui import controls, heap, i18n, links, sources
 from ui.compute import analysis as analysis_data
 from ui.compute import explorer as data
 from ui.i18n import N_, _
 from ui.widgets import friendly_errors, needs_a_running_model
 
 st.set_page_config(page_title="Quantization Explorer", page_icon="🔢", layout="wide")
+i18n.begin_run()
 data.configure_torch()
 # Warm-up (serving.warmup), once per process; QE_WARM=0 turns it off. The job worker loads the sample models;
 # with plain `streamlit run app.py` the first visitor's run also opens every page's default view in the

@@ -72,7 +72,8 @@ QAT_LINK = "/qat?model=digits-mlp"
 QAT_BITS = (2, 3, 4)  # 2 first (the link of the brief); then more widths, for more runs nobody trained yet
 SWEEP_LINKS = ("/sensitivity?model=minilm", "/sensitivity?model=minilm&bits=4")  # two different computations
 SOAK_LINKS = (*WARM_LINKS, "/error-curves?model=digits-mlp")
-BITS_LABEL = "Bit width"
+#: The sidebar's bit-width slider, by its URL parameter: the same widget whatever the page's language.
+BITS_PARAM = "bits"
 MOVE_BITS = range(2, 9)
 QAT_EPOCHS = range(1, 11)
 QAT_LRS = ("0.0001", "0.0003", "0.001", "0.003", "0.01")
@@ -315,9 +316,9 @@ async def participant(plan: Plan, link: str, delay: float, rng: random.Random, s
                 return
             for _ in range(plan.moves):
                 await asyncio.sleep(rng.uniform(*plan.think))
-                current = session.widget(BITS_LABEL).scalar
+                current = session.widget(BITS_PARAM).scalar
                 started = time.monotonic()
-                result = await session.set_widget(BITS_LABEL, rng.choice([b for b in MOVE_BITS if b != current]))
+                result = await session.set_widget(BITS_PARAM, rng.choice([b for b in MOVE_BITS if b != current]))
                 stats.moves.append(result)
                 stats.move_times.append((started, result.seconds))
                 if result.status != "finished":

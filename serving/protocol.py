@@ -395,9 +395,14 @@ class Session:
 
     def widget(self, label: str, kind: str | None = None) -> Widget:
         """The widget with this label: exact match, else exact once a leading icon is dropped (``"▶️ Train"``
-        is ``"Train"``), else the only one whose label contains it."""
+        is ``"Train"``), else the widget bound to the URL parameter of that name (``"bits"``: the same widget in
+        every language), else the only one whose label contains it."""
         candidates = [w for w in self.widgets() if kind is None or w.kind == kind]
-        exact = [w for w in candidates if w.label == label] or [w for w in candidates if _bare(w.label) == label]
+        exact = (
+            [w for w in candidates if w.label == label]
+            or [w for w in candidates if _bare(w.label) == label]
+            or [w for w in candidates if w.query_param == label]
+        )
         if exact:
             return exact[0]
         partial = [w for w in candidates if label in w.label]

@@ -274,14 +274,25 @@ class SidebarContext:
 
     def __init__(self) -> None:
         self.values: dict[str, object] = {}
+        self._model: str | None = None
+        self._source: sources.ModelSource | None = None
+        self._infos: list[LayerInfo] = []
+
+    def _load(self) -> None:
+        """The model row's source and layers, asked once per run (a cached call copies the layer list)."""
+        model = str(self.values["model"])
+        if model != self._model:
+            self._model, self._source, self._infos = model, sources.get(model), sources.layers(model)
 
     @property
     def source(self) -> sources.ModelSource:
-        return sources.get(str(self.values["model"]))
+        self._load()
+        return self._source
 
     @property
     def infos(self) -> list[LayerInfo]:
-        return sources.layers(str(self.values["model"]))
+        self._load()
+        return self._infos
 
     @property
     def info(self) -> LayerInfo:

@@ -115,22 +115,48 @@ def browser_language() -> str | None:
         return None
 
 
-def current() -> str:
-    """The language of the running session: its switch, else its link, else its browser; else English."""
+#: The attribute of a run's ``ScriptRunContext`` that holds the language :func:`begin_run` found for it.
+_RUN_ATTR = "_qe_language"
+
+
+def _run_context():  # noqa: ANN202 - Streamlit's ScriptRunContext, or None
     try:
         from streamlit.runtime.scriptrunner import get_script_run_ctx
     except ImportError:  # pragma: no cover - Streamlit is a requirement of the app, not of this rule
-        return _outside.get()
-    ctx = get_script_run_ctx(suppress_warning=True)
-    if ctx is None:
-        return _outside.get()
+        return None
+    return get_script_run_ctx(suppress_warning=True)
+
+
+def _session_language() -> str:
     import streamlit as st
 
-    for value in (st.session_state.get(KEY), st.query_params.get(KEY)):
-        lang = normalize(value)
-        if lang is not None:
-            return lang
-    return browser_language() or DEFAULT
+    lang = normalize(st.session_state.get(KEY))
+    if lang is None:
+        lang = normalize(st.query_params.get(KEY))
+    return lang or browser_language() or DEFAULT
+
+
+def begin_run() -> str:
+    """Find the session's language once, at the start of a full run (``app.py``), for every ``_()`` of the run.
+
+    Reading session state and query parameters costs tens of microseconds under Streamlit's locks; a page calls
+    ``_()`` about a hundred times a run. The language cannot change during a run (a switch makes a new run), and
+    a fragment's rerun keeps the language of the full run before it.
+    """
+    ctx = _run_context()
+    if ctx is None:
+        return _outside.get()
+    lang = _session_language()
+    setattr(ctx, _RUN_ATTR, lang)
+    return lang
+
+
+def current() -> str:
+    """The language of the running session: its switch, else its link, else its browser; else English."""
+    ctx = _run_context()
+    if ctx is None:
+        return _outside.get()
+    return getattr(ctx, _RUN_ATTR, None) or _session_language()
 
 
 def use(lang: str) -> contextvars.Token:
