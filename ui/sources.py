@@ -85,9 +85,11 @@ def _activations(model: str, layer: str) -> torch.Tensor:
     return capture_activations(sm.model, layer, sm.calibration_inputs)
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def _sample_layers(model: str) -> list[LayerInfo]:
-    return list_layers(sample(model).model)
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _sample_layers(model: str) -> tuple[LayerInfo, ...]:
+    """Shared, not copied: pages ask for the layers several times a run, and ``st.cache_data`` would unpickle a
+    new list each time. The tuple and its frozen ``LayerInfo`` rows cannot be changed."""
+    return tuple(list_layers(sample(model).model))
 
 
 # --- the two sources -------------------------------------------------------------------------------------------
@@ -164,7 +166,7 @@ class SampleSource(ModelSource):
         return sample(self.name)
 
     def layers(self) -> list[LayerInfo]:
-        return _sample_layers(self.name)
+        return list(_sample_layers(self.name))
 
     def default_layer(self) -> str | None:
         return self.model.default_layer
